@@ -141,7 +141,9 @@ struct fa_net {
     int32_t ws_batch;
     float *ws;
     float **z;       /* z[l] = f(A_l), (n_l, ws_batch), l = 1..L */
-    float **h;       /* h[l] = dropout(z[l]) for hidden l; h[L] = z[L] */
+    float **h;       /* h[l]: the layer's output as the next layer sees it:
+                        z[l], or hbuf[l] when dropout ran in this pass */
+    float **hbuf;    /* hbuf[l] (n_l, ws_batch) = z[l] .* mask[l], hidden l */
     float **mask;    /* mask[l] (n_l, ws_batch): 0 or 1/(1-p), hidden l */
     float *e;        /* output error (n_L, ws_batch) */
     float *delta;    /* stacked hidden errors (n_hidden, ws_batch) */
