@@ -1,0 +1,634 @@
+#!/usr/bin/python3
+"""Library against plain NumPy and against the GEMM limit, one run, one machine.
+
+A NumPy implementation of BP, FA and DFA (tanh hidden layers, softmax
+cross-entropy, SGD or Adam), written from the maths in the design notes and
+not from the library's code, is first made to compute the same step as
+libfeedbackalign: both start from the same parameters and feedback matrices,
+take one step on the same batch, and must agree.  Only then are both timed on
+Fashion-MNIST batches, together with the step's GEMMs called directly through
+cblas_sgemm of the same OpenBLAS (same shapes, same transposes, same run) --
+the limit no implementation on this BLAS can beat.
+
+Layout: the library is column-major.  A C-contiguous NumPy array of shape
+(batch, features) is the (features, batch) column-major matrix with
+ld = features, so data batches pass without copies; likewise the NumPy
+weights are kept as Wt = W^T of shape (n_{l-1}, n_l), whose C-order bytes are
+the library's column-major W_l (n_l, n_{l-1}).
+
+Usage:
+  compare_numpy.py --lib BUILD/libfeedbackalign.so [--arch wide|deep|all|784-...]
+                   [--opt sgd|adam|all] [--threads 1,2] [--steps N]
+                   [--repeats N] [--out results/compare.csv] [--check-only]
+Exit status: 0 success, 1 the implementations disagree (nothing is timed),
+2 usage or setup error, 77 NumPy is not available (--check-only as a test).
+"""
+
+import argparse
+import ctypes
+import gzip
+import math
+import os
+import statistics
+import sys
+import time
+
+try:
+    import numpy as np
+except ImportError:  # the meson test treats 77 as a skip
+    print("numpy is not available to %s: skipped" % sys.executable)
+    sys.exit(77)
+
+# ---------------------------------------------------------------- the ABI
+# Enum values are fixed by include/feedbackalign.h (part of the ABI).
+FA_OK = 0
+FA_ACT_IDENTITY, FA_ACT_TANH = 0, 1
+FA_LOSS_SOFTMAX_CE = 1
+FA_RULE_BP, FA_RULE_FA, FA_RULE_DFA = 0, 1, 2
+FA_OPT_SGD, FA_OPT_ADAM = 0, 3
+FA_HP_LR, FA_HP_BETA1, FA_HP_BETA2, FA_HP_EPSILON = 0, 2, 3, 4
+
+RULES = {"BP": FA_RULE_BP, "FA": FA_RULE_FA, "DFA": FA_RULE_DFA}
+OPTS = {"sgd": FA_OPT_SGD, "adam": FA_OPT_ADAM}
+ARCHS = {"wide": "784-1000-10", "deep": "784-240x7-10"}
+LR = {"sgd": 0.05, "adam": 1e-3}
+ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)  # the library's defaults
+TRAIN_SAMPLES = 60000
+DATA_DIR = "/usr/share/datasets/fashion-mnist"
+
+c_int32, c_int64, c_float, c_double = (ctypes.c_int32, ctypes.c_int64,
+                                       ctypes.c_float, ctypes.c_double)
+c_void_p, P = ctypes.c_void_p, ctypes.POINTER
+
+
+class LibraryError(RuntimeError):
+    pass
+
+
+class Library:
+    """The few entry points the comparison needs, declared from the header."""
+
+    def __init__(self, path):
+        self.dll = d = ctypes.CDLL(os.path.abspath(path))
+        sig = {
+            "fa_net_create": [P(c_void_p), c_int32, P(c_int32), P(c_int32),
+                              c_int32, ctypes.c_uint64],
+            "fa_net_set_rule": [c_void_p, c_int32],
+            "fa_net_set_optimizer": [c_void_p, c_int32],
+            "fa_net_set_hparam": [c_void_p, c_int32, c_double],
+            "fa_net_reserve": [c_void_p, c_int32],
+            "fa_net_param_count": [c_void_p, P(c_int64)],
+            "fa_net_get_params": [c_void_p, c_void_p, c_int64],
+            "fa_net_set_params": [c_void_p, c_void_p, c_int64],
+            "fa_net_layer_offsets": [c_void_p, c_int32, P(c_int64), P(c_int64)],
+            "fa_net_feedback_shape": [c_void_p, c_int32, c_int32, P(c_int32),
+                                      P(c_int32)],
+            "fa_net_set_feedback": [c_void_p, c_int32, c_int32, c_void_p, c_int64],
+            "fa_net_train_step": [c_void_p, c_void_p, c_int32, c_void_p, c_int32,
+                                  c_int32, P(c_float)],
+        }
+        for name, args in sig.items():
+            f = getattr(d, name)
+            f.argtypes, f.restype = args, ctypes.c_int
+        d.fa_net_free.argtypes, d.fa_net_free.restype = [c_void_p], None
+        d.fa_status_string.argtypes = [c_int32]
+        d.fa_status_string.restype = ctypes.c_char_p
+        d.fa_last_error.argtypes, d.fa_last_error.restype = [], ctypes.c_char_p
+        d.fa_version_string.argtypes = []
+        d.fa_version_string.restype = ctypes.c_char_p
+
+    def call(self, name, *args):
+        rc = getattr(self.dll, name)(*args)
+        if rc != FA_OK:
+            raise LibraryError("%s: %s (%s)" % (
+                name, self.dll.fa_status_string(rc).decode(),
+                self.dll.fa_last_error().decode()))
+
+
+def ptr(a):
+    return a.ctypes.data_as(c_void_p)
+
+
+class LibNet:
+    """A library network holding exactly the parameters of a NumPy net."""
+
+    def __init__(self, lib, ref, rule, opt):
+        self.lib, self.sizes = lib, ref.sizes
+        L = len(ref.sizes) - 1
+        sizes = (c_int32 * (L + 1))(*ref.sizes)
+        acts = (c_int32 * L)(*([FA_ACT_TANH] * (L - 1) + [FA_ACT_IDENTITY]))
+        self.h = c_void_p()
+        lib.call("fa_net_create", ctypes.byref(self.h), L, sizes, acts,
+                 FA_LOSS_SOFTMAX_CE, 1)
+        lib.call("fa_net_set_rule", self.h, RULES[rule])
+        lib.call("fa_net_set_optimizer", self.h, OPTS[opt])
+        lib.call("fa_net_set_hparam", self.h, FA_HP_LR, ref.lr)
+        if opt == "adam":
+            lib.call("fa_net_set_hparam", self.h, FA_HP_BETA1, ADAM["beta1"])
+            lib.call("fa_net_set_hparam", self.h, FA_HP_BETA2, ADAM["beta2"])
+            lib.call("fa_net_set_hparam", self.h, FA_HP_EPSILON, ADAM["eps"])
+        n = c_int64()
+        lib.call("fa_net_param_count", self.h, ctypes.byref(n))
+        self.n_params = n.value
+        self.offsets = []
+        for l in range(1, L + 1):
+            w, b = c_int64(), c_int64()
+            lib.call("fa_net_layer_offsets", self.h, l, ctypes.byref(w),
+                     ctypes.byref(b))
+            self.offsets.append((w.value, b.value))
+        flat = np.zeros(self.n_params, dtype=np.float32)
+        for (wo, bo), wt, b in zip(self.offsets, ref.wt, ref.b):
+            flat[wo:wo + wt.size] = wt.ravel()  # Wt C-order == W col-major
+            flat[bo:bo + b.size] = b
+        lib.call("fa_net_set_params", self.h, ptr(flat), self.n_params)
+        for layer, fb in ref.feedback_by_layer().items():
+            rows, cols = c_int32(), c_int32()
+            lib.call("fa_net_feedback_shape", self.h, RULES[rule], layer,
+                     ctypes.byref(rows), ctypes.byref(cols))
+            if (cols.value, rows.value) != fb.shape:
+                raise LibraryError("feedback %d: library shape (%d, %d), NumPy "
+                                   "transposed shape %s" % (layer, rows.value,
+                                                            cols.value, fb.shape))
+            fbc = np.ascontiguousarray(fb)
+            lib.call("fa_net_set_feedback", self.h, RULES[rule], layer, ptr(fbc),
+                     fbc.size)
+        self.loss = c_float()
+        self.step_fn = lib.dll.fa_net_train_step
+
+    def reserve(self, batch):
+        self.lib.call("fa_net_reserve", self.h, batch)
+
+    def step(self, x, t):
+        """x (batch, n_0), t (batch, n_L): C-contiguous float32."""
+        rc = self.step_fn(self.h, x.ctypes.data, self.sizes[0], t.ctypes.data,
+                          self.sizes[-1], x.shape[0], ctypes.byref(self.loss))
+        if rc != FA_OK:
+            d = self.lib.dll
+            raise LibraryError("fa_net_train_step: %s (%s)" % (
+                d.fa_status_string(rc).decode(), d.fa_last_error().decode()))
+        return self.loss.value
+
+    def layers(self):
+        flat = np.empty(self.n_params, dtype=np.float32)
+        self.lib.call("fa_net_get_params", self.h, ptr(flat), self.n_params)
+        out = []
+        for (wo, bo), n_in, n_out in zip(self.offsets, self.sizes[:-1],
+                                         self.sizes[1:]):
+            out.append(flat[wo:wo + n_in * n_out].reshape(n_in, n_out).copy())
+            out.append(flat[bo:bo + n_out].copy())
+        return out
+
+    def __del__(self):
+        if getattr(self, "h", None):
+            self.lib.dll.fa_net_free(self.h)
+            self.h = None
+
+
+# ----------------------------------------------------- the NumPy implementation
+
+class NumpyNet:
+    """Dense tanh net, softmax cross-entropy, trained by BP, FA or DFA.
+
+    Batch-first: H_l is (batch, n_l); the weights are Wt_l = W_l^T of shape
+    (n_{l-1}, n_l), so A_l = H_{l-1} Wt_l + b_l.  Feedback matrices are kept
+    the same way, transposed: Ft_l = F_l^T (n_{l-1}, n_l) for FA and
+    Gt_l = G_l^T (n_l, c) for DFA, stacked into one (sum n_l, c) matrix so all
+    hidden errors of DFA come from one product with e.
+    """
+
+    def __init__(self, sizes, rule, opt, seed):
+        rng = np.random.default_rng(seed)
+        self.sizes, self.rule, self.opt, self.lr = sizes, rule, opt, LR[opt]
+        L = len(sizes) - 1
+        self.wt, self.b = [], []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            r = math.sqrt(6.0 / (n_in + n_out))  # Xavier uniform
+            self.wt.append(rng.uniform(-r, r, (n_in, n_out)).astype(np.float32))
+            # Non-zero biases, so that the check covers the bias path.
+            self.b.append(rng.uniform(-0.1, 0.1, n_out).astype(np.float32))
+        self.ft, self.gt = [None] * (L + 1), None
+        if rule == "FA":  # F_l for l = 2..L, U[-1/sqrt(n_{l-1}), ...]
+            for l in range(2, L + 1):
+                s = 1.0 / math.sqrt(sizes[l - 1])
+                self.ft[l] = rng.uniform(-s, s, (sizes[l - 1], sizes[l])).astype(
+                    np.float32)
+        elif rule == "DFA":  # G_l for l = 1..L-1, scale 1/sqrt(n_l)
+            self.gt = np.concatenate([
+                rng.uniform(-1.0, 1.0, (sizes[l], sizes[-1])) / math.sqrt(sizes[l])
+                for l in range(1, L)]).astype(np.float32)
+        self.params = [p for pair in zip(self.wt, self.b) for p in pair]
+        if opt == "adam":
+            self.m = [np.zeros_like(p) for p in self.params]
+            self.v = [np.zeros_like(p) for p in self.params]
+            self.t = 0
+
+    def feedback_by_layer(self):
+        """Layer -> the library's matrix as a (cols, rows) C-order array."""
+        L = len(self.sizes) - 1
+        if self.rule == "FA":
+            return {l: self.ft[l] for l in range(2, L + 1)}
+        if self.rule == "DFA":
+            out, o = {}, 0
+            for l in range(1, L):
+                out[l] = self.gt[o:o + self.sizes[l]]
+                o += self.sizes[l]
+            return out
+        return {}
+
+    def step(self, x, t):
+        m, L = x.shape[0], len(self.sizes) - 1
+        hs = [x]
+        for l in range(L):
+            a = hs[-1] @ self.wt[l]
+            a += self.b[l]
+            if l < L - 1:
+                np.tanh(a, out=a)
+            hs.append(a)
+        # Softmax cross-entropy, shifted by the row maximum; the 1/m lives here.
+        z = hs[-1] - hs[-1].max(axis=1, keepdims=True)
+        ez = np.exp(z)
+        s = ez.sum(axis=1, keepdims=True)
+        loss = float(-(t * (z - np.log(s))).sum() / m)
+        e = (ez / s - t) / np.float32(m)
+
+        deltas = [None] * (L + 1)
+        deltas[L] = e
+        if self.rule == "DFA":
+            d = e @ self.gt.T  # every hidden error at once: (m, sum n_l)
+            o = 0
+            for l in range(1, L):
+                h = hs[l]
+                deltas[l] = d[:, o:o + self.sizes[l]] * (1.0 - h * h)
+                o += self.sizes[l]
+        else:
+            for l in range(L - 1, 0, -1):
+                back = self.wt[l] if self.rule == "BP" else self.ft[l + 1]
+                h = hs[l]
+                deltas[l] = (deltas[l + 1] @ back.T) * (1.0 - h * h)
+        grads = []
+        for l in range(1, L + 1):
+            grads.append(hs[l - 1].T @ deltas[l])
+            grads.append(deltas[l].sum(axis=0))
+
+        if self.opt == "sgd":
+            for p, g in zip(self.params, grads):
+                p -= self.lr * g
+        else:
+            self.t += 1
+            b1, b2, eps = ADAM["beta1"], ADAM["beta2"], ADAM["eps"]
+            c1, c2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
+            for p, g, mm, vv in zip(self.params, grads, self.m, self.v):
+                mm *= b1
+                mm += (1.0 - b1) * g
+                vv *= b2
+                vv += (1.0 - b2) * (g * g)
+                p -= self.lr * (mm / c1) / (np.sqrt(vv / c2) + eps)
+        return loss
+
+
+# --------------------------------------------------------------------- data
+
+def read_idx(path):
+    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_data(data_dir, n_in, n_out, batch):
+    """Training images (N, n_in) in [0, 1] and one-hot labels (N, n_out),
+    shuffled once with a fixed seed; synthetic data of the same shapes if
+    the files are missing or the input width is not 784."""
+    img = os.path.join(data_dir, "train-images-idx3-ubyte.gz")
+    lab = os.path.join(data_dir, "train-labels-idx1-ubyte.gz")
+    rng = np.random.default_rng(0)
+    if n_in == 784 and n_out == 10 and os.path.exists(img) and os.path.exists(lab):
+        x = read_idx(img).reshape(-1, 784).astype(np.float32) / np.float32(255.0)
+        y = read_idx(lab).astype(np.int64)
+        source = "Fashion-MNIST training set (%d images)" % x.shape[0]
+    else:
+        x = rng.random((TRAIN_SAMPLES, n_in), dtype=np.float32)
+        y = rng.integers(0, n_out, TRAIN_SAMPLES)
+        source = "synthetic data (Fashion-MNIST not found)"
+    perm = rng.permutation(x.shape[0])
+    x = np.ascontiguousarray(x[perm])
+    t = np.zeros((x.shape[0], n_out), dtype=np.float32)
+    t[np.arange(x.shape[0]), y[perm]] = 1.0
+    n_batches = x.shape[0] // batch
+    return x, t, n_batches, source
+
+
+# --------------------------------------------------------------- the check
+
+def agreement(before, lib_after, np_after):
+    """Largest parameter difference relative to the largest parameter, and
+    the update difference relative to the update (both over all layers)."""
+    dp = max(float(np.abs(a.astype(np.float64) - b).max())
+             for a, b in zip(lib_after, np_after))
+    pmax = max(float(np.abs(b).max()) for b in np_after)
+    du2 = u2 = 0.0
+    for p0, a, b in zip(before, lib_after, np_after):
+        u_lib = a.astype(np.float64) - p0
+        u_np = b.astype(np.float64) - p0
+        du2 += float(((u_lib - u_np) ** 2).sum())
+        u2 += float((u_np ** 2).sum())
+    return dp / pmax, math.sqrt(du2 / u2) if u2 > 0 else float("inf")
+
+
+def make_pair(lib, sizes, rule, opt, seed=2024):
+    ref = NumpyNet(sizes, rule, opt, seed)
+    return ref, LibNet(lib, ref, rule, opt)
+
+
+def check_one_step(lib, sizes, rule, opt, x, t):
+    ref, net = make_pair(lib, sizes, rule, opt)
+    before = [p.astype(np.float64) for p in ref.params]
+    loss_lib = net.step(x, t)
+    loss_np = ref.step(x, t)
+    rel_p, rel_u = agreement(before, net.layers(), ref.params)
+    rel_loss = abs(loss_lib - loss_np) / abs(loss_np)
+    # Float32 rounding of the same sums in another order stays near 1e-6 of
+    # the update; a wrong rule, layout or transpose shows as O(1).
+    ok = rel_p <= 1e-4 and rel_u <= 1e-3 and rel_loss <= 1e-5
+    print("check %-13s %-3s %-4s loss lib %.6f numpy %.6f  max|dp|/max|p| %.1e"
+          "  ||du||/||u|| %.1e  %s" % (arch_name(sizes), rule, opt, loss_lib,
+                                      loss_np, rel_p, rel_u,
+                                      "ok" if ok else "DISAGREES"))
+    return ok
+
+
+# ------------------------------------------------------------- the limit
+
+class Sgemm:
+    """cblas_sgemm of the OpenBLAS already loaded by the library, called at
+    exactly the step's shapes and transposes (column-major)."""
+
+    COL_MAJOR, NO_TRANS, TRANS = 102, 111, 112
+
+    def __init__(self):
+        self.blas = ctypes.CDLL("libopenblas.so.0")
+        f = self.blas.cblas_sgemm
+        f.restype = None
+        f.argtypes = [ctypes.c_int] * 6 + [c_float, c_void_p, ctypes.c_int,
+                                           c_void_p, ctypes.c_int, c_float,
+                                           c_void_p, ctypes.c_int]
+        self.f = f
+        self.blas.openblas_set_num_threads.argtypes = [ctypes.c_int]
+        self.blas.openblas_get_config.restype = ctypes.c_char_p
+
+    def set_threads(self, n):
+        self.blas.openblas_set_num_threads(n)
+
+    def plan(self, sizes, rule, m):
+        """Argument tuples for one step's GEMMs, and their FLOPs.
+          forward  A_l (n_l, m) = W_l H_{l-1}                        NN
+          gradient dW_l (n_l, n_{l-1}) = D_l H_{l-1}^T                NT
+          BP/FA    D_l (n_l, m) = B_{l+1}^T D_{l+1}, l = L-1..1       TN
+          DFA      D (sum n_l, m) = G^T e, G (c, sum n_l)             TN"""
+        L, n = len(sizes) - 1, sizes
+        rng = np.random.default_rng(1)
+        keep = []
+
+        def buf(rows, cols):
+            a = (rng.random(rows * cols, dtype=np.float32) - 0.5) * 0.01
+            keep.append(a)
+            return a.ctypes.data
+
+        N, T = self.NO_TRANS, self.TRANS
+        h = [buf(n[0], m)] + [buf(n[l], m) for l in range(1, L + 1)]
+        d = [None] + [buf(n[l], m) for l in range(1, L + 1)]
+        w = [None] + [buf(n[l], n[l - 1]) for l in range(1, L + 1)]
+        dw = [None] + [buf(n[l], n[l - 1]) for l in range(1, L + 1)]
+        fb = [None] + [buf(n[l], n[l - 1]) for l in range(1, L + 1)]
+        ops, flops = [], 0.0
+
+        def add(ta, tb, mm, nn, kk, a, lda, b, ldb, c, ldc):
+            nonlocal flops
+            ops.append((self.COL_MAJOR, ta, tb, mm, nn, kk, 1.0, a, lda, b, ldb,
+                        0.0, c, ldc))
+            flops += 2.0 * mm * nn * kk
+
+        for l in range(1, L + 1):
+            add(N, N, n[l], m, n[l - 1], w[l], n[l], h[l - 1], n[l - 1], h[l], n[l])
+        if rule == "DFA" and L > 1:
+            nh = sum(n[1:L])
+            add(T, N, nh, m, n[L], buf(n[L], nh), n[L], d[L], n[L], buf(nh, m), nh)
+        for l in range(L, 0, -1):
+            add(N, T, n[l], n[l - 1], m, d[l], n[l], h[l - 1], n[l - 1], dw[l], n[l])
+            if l >= 2 and rule != "DFA":
+                add(T, N, n[l - 1], m, n[l], w[l] if rule == "BP" else fb[l], n[l],
+                    d[l], n[l], d[l - 1], n[l - 1])
+        return ops, flops, keep
+
+    def run(self, ops):
+        f = self.f
+        for args in ops:
+            f(*args)
+
+
+def anchors_flops(sizes, rule, m):
+    """The FLOP count of anchors.md, as a cross-check of the plan."""
+    L = len(sizes) - 1
+    f = sum(4.0 * m * sizes[l] * sizes[l - 1] for l in range(1, L + 1))
+    if rule == "DFA":
+        f += 2.0 * m * sizes[-1] * sum(sizes[1:L])
+    else:
+        f += sum(2.0 * m * sizes[l] * sizes[l - 1] for l in range(2, L + 1))
+    return f
+
+
+# ------------------------------------------------------------------ timing
+
+def time_rule(lib, gemm, sizes, rule, opt, x, t, n_batches, batch, steps,
+              repeats):
+    ref, net = make_pair(lib, sizes, rule, opt)
+    net.reserve(batch)
+    ops, flops, keep = gemm.plan(sizes, rule, batch)
+    if abs(flops - anchors_flops(sizes, rule, batch)) > 0.5:
+        raise RuntimeError("GEMM plan FLOPs disagree with the anchors formula")
+    batches = [(x[i * batch:(i + 1) * batch], t[i * batch:(i + 1) * batch])
+               for i in range(n_batches)]
+    for i in range(3):  # warm-up: pages touched, BLAS threads running
+        net.step(*batches[i])
+        ref.step(*batches[i])
+        gemm.run(ops)
+    k = 3
+    t_lib, t_np, t_lim = [], [], []
+    # Library, NumPy and the limit take turns inside every repeat, so load
+    # from other processes falls on all three alike.
+    for _ in range(repeats):
+        idx = [(k + i) % n_batches for i in range(steps)]
+        k += steps
+        t0 = time.perf_counter()
+        for i in idx:
+            net.step(*batches[i])
+        t1 = time.perf_counter()
+        for i in idx:
+            ref.step(*batches[i])
+        t2 = time.perf_counter()
+        for _i in idx:
+            gemm.run(ops)
+        t3 = time.perf_counter()
+        t_lib.append((t1 - t0) / steps)
+        t_np.append((t2 - t1) / steps)
+        t_lim.append((t3 - t2) / steps)
+    del keep
+    return (statistics.median(t_lib), statistics.median(t_np),
+            statistics.median(t_lim), flops)
+
+
+# -------------------------------------------------------------------- main
+
+def parse_arch(spec):
+    spec = ARCHS.get(spec, spec)
+    sizes = []
+    for part in spec.split("-"):
+        if "x" in part:
+            w, r = part.split("x")
+            sizes += [int(w)] * int(r)
+        else:
+            sizes.append(int(part))
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError("bad architecture %r" % spec)
+    return sizes
+
+
+def arch_name(sizes):
+    hidden = sizes[1:-1]
+    if len(hidden) > 2 and len(set(hidden)) == 1:
+        return "%d-%dx%d-%d" % (sizes[0], hidden[0], len(hidden), sizes[-1])
+    return "-".join(str(s) for s in sizes)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lib", required=True, help="path to libfeedbackalign.so")
+    ap.add_argument("--arch", default="wide",
+                    help="wide (784-1000-10), deep (784-240x7-10), all, or a "
+                         "spec such as 784-500-500-10 [wide]")
+    ap.add_argument("--opt", default="sgd", choices=["sgd", "adam", "all"])
+    ap.add_argument("--threads", default="1,2",
+                    help="OpenBLAS thread counts, comma-separated [1,2]")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=40,
+                    help="steps per timed repeat [40]")
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="repeats; the median is reported [5]")
+    ap.add_argument("--data", default=DATA_DIR)
+    ap.add_argument("--out", default=os.path.join("results", "compare.csv"))
+    ap.add_argument("--check-only", action="store_true",
+                    help="only the one-step agreement (no timing)")
+    args = ap.parse_args()
+
+    archs = (list(ARCHS.values()) if args.arch == "all" else [args.arch])
+    try:
+        archs = [parse_arch(a) for a in archs]
+        threads = [int(s) for s in args.threads.split(",")]
+    except ValueError as exc:
+        ap.error(str(exc))
+    opts = ["sgd", "adam"] if args.opt == "all" else [args.opt]
+    if args.batch < 1 or args.steps < 1 or args.repeats < 1 or min(threads) < 1:
+        ap.error("batch, steps, repeats and threads must be >= 1")
+
+    try:
+        lib = Library(args.lib)
+        gemm = Sgemm()
+    except OSError as exc:
+        print("cannot load: %s" % exc, file=sys.stderr)
+        return 2
+    print("libfeedbackalign %s: %s" % (lib.dll.fa_version_string().decode(),
+                                       os.path.abspath(args.lib)))
+    print("numpy %s; OpenBLAS %s" % (np.__version__,
+                                     gemm.blas.openblas_get_config().decode()))
+    blas_files = sorted({line.split()[-1] for line in open("/proc/self/maps")
+                         if "openblas" in line and ".so" in line})
+    print("OpenBLAS objects in this process: %s" % ", ".join(blas_files))
+
+    # The check: every rule and optimiser, every architecture, one batch.
+    ok = True
+    data = {}
+    for sizes in archs:
+        data[tuple(sizes)] = load_data(args.data, sizes[0], sizes[-1], args.batch)
+        x, t, _, source = data[tuple(sizes)]
+        print("data for %s: %s" % (arch_name(sizes), source))
+        check_opts = ["sgd", "adam"] if args.check_only else opts
+        for opt in check_opts:
+            for rule in RULES:
+                try:
+                    ok &= check_one_step(lib, sizes, rule, opt, x[:args.batch],
+                                         t[:args.batch])
+                except LibraryError as exc:
+                    print("check %s %s %s: library error: %s" % (
+                        arch_name(sizes), rule, opt, exc))
+                    ok = False
+    if not ok:
+        print("the library and NumPy disagree: not timing")
+        return 1
+    if args.check_only:
+        print("all one-step checks agree")
+        return 0
+
+    cols = ["arch", "rule", "optimizer", "threads", "batch", "lib_epoch_s",
+            "numpy_epoch_s", "limit_epoch_s", "lib_speedup_vs_numpy",
+            "lib_over_limit", "lib_vs_bp", "numpy_vs_bp", "lib_gflops"]
+    rows = []
+    steps_per_epoch = TRAIN_SAMPLES / args.batch
+    for nt in threads:
+        gemm.set_threads(nt)
+        for sizes in archs:
+            x, t, n_batches, _ = data[tuple(sizes)]
+            for opt in opts:
+                res = {}
+                for rule in RULES:
+                    res[rule] = time_rule(lib, gemm, sizes, rule, opt, x, t,
+                                          n_batches, args.batch, args.steps,
+                                          args.repeats)
+                for rule in RULES:
+                    tl, tn, tm, flops = res[rule]
+                    rows.append(dict(
+                        arch=arch_name(sizes), rule=rule, optimizer=opt,
+                        threads=nt, batch=args.batch,
+                        lib_epoch_s=tl * steps_per_epoch,
+                        numpy_epoch_s=tn * steps_per_epoch,
+                        limit_epoch_s=tm * steps_per_epoch,
+                        lib_speedup_vs_numpy=tn / tl, lib_over_limit=tl / tm,
+                        lib_vs_bp=tl / res["BP"][0],
+                        numpy_vs_bp=tn / res["BP"][1],
+                        lib_gflops=flops / tl * 1e-9))
+                    r = rows[-1]
+                    print("timed %s %s %s threads %d: lib %.2f s, numpy %.2f s,"
+                          " limit %.2f s per epoch" % (
+                              r["arch"], rule, opt, nt, r["lib_epoch_s"],
+                              r["numpy_epoch_s"], r["limit_epoch_s"]),
+                          flush=True)
+
+    print("\nOne epoch = %d samples = %.2f steps of batch %d, from the median of"
+          " %d repeats of %d steps.\n" % (TRAIN_SAMPLES, steps_per_epoch,
+                                          args.batch, args.repeats, args.steps))
+    head = ("arch", "rule", "opt", "thr", "lib s", "numpy s", "limit s",
+            "lib/numpy x", "lib/limit", "vs BP",
+            "GFLOP/s")
+    fmt = "%-13s %-4s %-4s %3s %8s %8s %8s %11s %9s %6s %8s"
+    print(fmt % head)
+    for r in rows:
+        print(fmt % (r["arch"], r["rule"], r["optimizer"], r["threads"],
+                     "%.2f" % r["lib_epoch_s"], "%.2f" % r["numpy_epoch_s"],
+                     "%.2f" % r["limit_epoch_s"],
+                     "%.2f" % r["lib_speedup_vs_numpy"],
+                     "%.3f" % r["lib_over_limit"], "%.3f" % r["lib_vs_bp"],
+                     "%.1f" % r["lib_gflops"]))
+    out_dir = os.path.dirname(args.out)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(",".join(cols) + "\n")
+        for r in rows:
+            f.write(",".join(("%.6g" % r[c]) if isinstance(r[c], float)
+                             else str(r[c]) for c in cols) + "\n")
+    print("\nCSV: %s" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
