@@ -132,15 +132,6 @@ uint32_t fa_crc32(uint32_t crc, const void *data, size_t len)
     return c ^ 0xFFFFFFFFu;
 }
 
-int64_t fa_find_nonfinite(const float *p, int64_t count)
-{
-    for (int64_t i = 0; i < count; i++) {
-        if (!isfinite(p[i]))
-            return i;
-    }
-    return -1;
-}
-
 /* Thread-safe strerror: the XSI strerror_r (what _POSIX_C_SOURCE selects). */
 static void describe_errno(int err, char *buf, size_t len)
 {
@@ -646,11 +637,14 @@ static int check_values(const header *h, const char *func)
     /* xoshiro256** never reaches the all-zero state and never leaves it. */
     if ((h->rng[0] | h->rng[1] | h->rng[2] | h->rng[3]) == 0)
         return fa_fail(FA_ERR_FORMAT, func, "RNG state is all zero");
-    /* A saved network under FA/DFA always has that rule's feedback drawn. */
-    if (h->rule == FA_RULE_FA && (h->flags & FA_FLAG_FA_FEEDBACK) == 0)
+    /* A saved network under FA/DFA always has that rule's feedback drawn,
+     * unless it has none (one layer: no hidden error to feed back). */
+    if (h->rule == FA_RULE_FA && h->fa_len > 0 &&
+        (h->flags & FA_FLAG_FA_FEEDBACK) == 0)
         return fa_fail(FA_ERR_FORMAT, func,
                        "rule is FA but the file has no FA feedback block");
-    if (h->rule == FA_RULE_DFA && (h->flags & FA_FLAG_DFA_FEEDBACK) == 0)
+    if (h->rule == FA_RULE_DFA && h->dfa_len > 0 &&
+        (h->flags & FA_FLAG_DFA_FEEDBACK) == 0)
         return fa_fail(FA_ERR_FORMAT, func,
                        "rule is DFA but the file has no DFA feedback block");
     return FA_OK;
