@@ -210,8 +210,9 @@ static void reference_step(int32_t rule, int32_t L, const int32_t *n,
 
 /* One library step against the reference for one rule.  Returns 0 if the
  * parameters agree (max |diff| <= 1e-4 * max |p|) and the updates agree
- * (||du|| <= 1e-3 ||u||, a much finer test: the update is small next to
- * the parameters). */
+ * (||du|| <= 1e-4 ||u||, a much finer test: the update is small next to
+ * the parameters; float32 rounding alone gives about 1e-6, while an f'
+ * off by 0.1 % already gives 4e-4). */
 static int check_rule(int32_t rule)
 {
     enum { L = 3, M = 7, N0 = 20, C = 5 };
@@ -271,7 +272,7 @@ static int check_rule(int32_t rule)
         u2 += u * u;
     }
     double rel_p = max_diff / max_p, rel_u = sqrt(du2 / u2);
-    int ok = rel_p <= 1e-4 && rel_u <= 1e-3 && u2 > 0.0;
+    int ok = rel_p <= 1e-4 && rel_u <= 1e-4 && u2 > 0.0;
     fprintf(stderr,
             "# check %-3s 20-16-12-5 tanh/softmax-CE batch %d SGD: "
             "max|dp|/max|p| = %.2e, ||du||/||u|| = %.2e  %s\n",

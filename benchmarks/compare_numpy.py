@@ -349,8 +349,13 @@ def check_one_step(lib, sizes, rule, opt, x, t):
     rel_p, rel_u = agreement(before, net.layers(), ref.params)
     rel_loss = abs(loss_lib - loss_np) / abs(loss_np)
     # Float32 rounding of the same sums in another order stays near 1e-6 of
-    # the update; a wrong rule, layout or transpose shows as O(1).
-    ok = rel_p <= 1e-4 and rel_u <= 1e-3 and rel_loss <= 1e-5
+    # the update under SGD; a wrong rule, layout or transpose shows as O(1).
+    # Adam's first step is lr * g / (|g| + eps), about lr * sign(g): where
+    # |g| is near eps, rounding differences of g are amplified to a sizeable
+    # part of lr in single coordinates, so the largest single difference is
+    # held to 1e-3 there, while the update as a whole must still agree.
+    tol_p, tol_u = (1e-4, 1e-4) if opt == "sgd" else (1e-3, 3e-4)
+    ok = rel_p <= tol_p and rel_u <= tol_u and rel_loss <= 1e-5
     print("check %-13s %-3s %-4s loss lib %.6f numpy %.6f  max|dp|/max|p| %.1e"
           "  ||du||/||u|| %.1e  %s" % (arch_name(sizes), rule, opt, loss_lib,
                                       loss_np, rel_p, rel_u,
