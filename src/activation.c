@@ -5,6 +5,33 @@
 
 #include "internal.h"
 
+/* tanh as a rational function, |error| <= 3.3e-7 (about 3 ulp near 1),
+ * the form Eigen uses: x clamped to +-7.905 (where tanh rounds to +-1 in
+ * float), odd polynomial of degree 13 over even polynomial of degree 6.
+ * Branch-free, so the loop vectorises (this file is compiled with
+ * -fno-trapping-math for that); about 6x faster than libm's tanhf, which
+ * otherwise costs a tenth of a training step.  NaN propagates. */
+static inline float fast_tanhf(float x)
+{
+    const float c = 7.90531110763549805f;
+    const float xc = x > c ? c : (x < -c ? -c : x);
+    const float x2 = xc * xc;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    p = p * xc;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    /* tiny |x|: tanh(x) == x in float, and avoids p/q rounding */
+    return fabsf(x) < 0.0004f ? x : p / q;
+}
+
 void fa_act_forward(int32_t act, float slope, float *z, int32_t n,
                     int32_t batch, int32_t ld)
 {
@@ -14,7 +41,7 @@ void fa_act_forward(int32_t act, float slope, float *z, int32_t n,
         switch (act) {
         case FA_ACT_TANH:
             for (int32_t i = 0; i < n; i++)
-                c[i] = tanhf(c[i]);
+                c[i] = fast_tanhf(c[i]);
             break;
         case FA_ACT_SIGMOID:
             for (int32_t i = 0; i < n; i++)

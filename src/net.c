@@ -25,6 +25,17 @@ static const char *const fa_hp_name[FA_N_HPARAMS] = {
 
 int64_t fa_find_nonfinite(const float *p, int64_t count)
 {
+    /* Every step scans its whole update, so the common (clean) case is one
+     * branch-free pass over the exponent bits that vectorises; only a dirty
+     * buffer pays for the second pass that finds the index. */
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < count; i++) {
+        uint32_t u;
+        memcpy(&u, p + i, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!bad)
+        return -1;
     for (int64_t i = 0; i < count; i++)
         if (!isfinite(p[i]))
             return i;
@@ -513,7 +524,7 @@ FA_API int fa_net_get_feedback(fa_net *net, int32_t rule, int32_t layer, float *
                                int64_t n)
 {
     static const char fn[] = "fa_net_get_feedback";
-    int32_t r, c;
+    int32_t r = 0, c = 0;
     int rc = check_net(net, fn);
     if (rc || (rc = feedback_shape(net, rule, layer, &r, &c, fn)))
         return rc;
@@ -529,7 +540,7 @@ FA_API int fa_net_set_feedback(fa_net *net, int32_t rule, int32_t layer,
                                const float *buf, int64_t n)
 {
     static const char fn[] = "fa_net_set_feedback";
-    int32_t r, c;
+    int32_t r = 0, c = 0;
     int rc = check_net(net, fn);
     if (rc || (rc = feedback_shape(net, rule, layer, &r, &c, fn)))
         return rc;
