@@ -958,9 +958,10 @@ describe_net(const config *c, fa_net *net, int32_t rule, int32_t L)
         size_t u = strlen(arch);
         snprintf(arch + u, sizeof arch - u, "%s%d", l ? "-" : "", sizes[l]);
     }
-    printf("%s%s: %s %s, %s loss, rule %s, %s lr %g, batch %d, %d epoch%s, "
-           "seed %llu\n", c->n_compare ? "[" : "",
-           c->n_compare ? rule_names[rule] : "net", arch,
+    printf("%s%s%snet: %s %s, %s loss, rule %s, %s lr %g, batch %d, "
+           "%d epoch%s, seed %llu\n", c->n_compare ? "[" : "",
+           c->n_compare ? rule_names[rule] : "", c->n_compare ? "] " : "",
+           arch,
            L > 1 ? act_names[act] : "", loss_names[loss], rule_names[rule],
            opt_names[opt], lr, c->batch, c->epochs, c->epochs == 1 ? "" : "s",
            (unsigned long long)c->seed);

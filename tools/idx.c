@@ -55,7 +55,7 @@ type_name(int type)
 /* The reason a gzread came up short: a zlib error (truncated or corrupt
  * gzip stream, I/O error) or NULL for a clean end of file. */
 static const char *
-gz_failure(gzFile gz)
+gz_failure(gzFile gz, const char *path)
 {
     int code = Z_OK;
     const char *msg = gzerror(gz, &code);
@@ -63,6 +63,10 @@ gz_failure(gzFile gz)
         return NULL;
     if (code == Z_ERRNO)
         return strerror(errno);
+    /* zlib prefixes its message with the path; ours already names it. */
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) == 0 && strncmp(msg + n, ": ", 2) == 0)
+        msg += n + 2;
     return msg;
 }
 
@@ -106,9 +110,11 @@ open_header(const char *path, int expect_ndims, gzFile *out, uint32_t *dims,
     unsigned char head[4 + 4 * 3];
     size_t got = 0;
     int rc = gz_read_all(gz, head, 4, &got);
-    const char *why = gz_failure(gz);
+    const char *why = gz_failure(gz, path);
     if (rc != 0 || why != NULL) {
-        set_err(err, errlen, "%s: cannot read the IDX header: %s", path,
+        /* zlib decodes ahead into its own buffer, so damage anywhere in
+         * the first block already shows here: do not blame the header. */
+        set_err(err, errlen, "%s: corrupt or truncated gzip data: %s", path,
                 why ? why : "read error");
         gzclose(gz);
         return IDX_ERR_FORMAT;
@@ -145,7 +151,7 @@ open_header(const char *path, int expect_ndims, gzFile *out, uint32_t *dims,
     }
     size_t dbytes = 4 * (size_t)expect_ndims;
     rc = gz_read_all(gz, head + 4, dbytes, &got);
-    why = gz_failure(gz);
+    why = gz_failure(gz, path);
     if (rc != 0 || why != NULL || got < dbytes) {
         set_err(err, errlen,
                 "%s: truncated header: %zu of the %zu dimension bytes "
@@ -232,7 +238,7 @@ read_body(gzFile gz, const char *path, const uint32_t *dims, int ndims,
         size_t got = 0;
         int rc = gz_read_all(gz, buf + done, cap - done, &got);
         done += got;
-        const char *why = gz_failure(gz);
+        const char *why = gz_failure(gz, path);
         if (rc != 0 || why != NULL) {
             set_err(err, errlen,
                     "%s: corrupt or truncated data after %zu of the %zu "
@@ -255,7 +261,7 @@ read_body(gzFile gz, const char *path, const uint32_t *dims, int ndims,
      * trailer (CRC and length), which catches a damaged final block. */
     unsigned char extra;
     int r = gzread(gz, &extra, 1);
-    const char *why = gz_failure(gz);
+    const char *why = gz_failure(gz, path);
     if (r < 0 || why != NULL) {
         set_err(err, errlen, "%s: corrupt or truncated gzip data: %s", path,
                 why ? why : "read error");

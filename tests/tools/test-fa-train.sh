@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# End-to-end tests of fa-train on a small synthetic data set in IDX form:
+# it learns under every rule, --save/--load reproduces the test accuracy,
+# --compare writes its table and curves, and bad options, corrupt files and
+# unreadable paths end with a one-line message and a non-zero status --
+# never a crash (a status above 128 is death by a signal: a failure here).
+#
+# Usage: test-fa-train.sh FA_TRAIN GEN_SYNTH
+set -u
+
+FA_TRAIN=${1:?usage: test-fa-train.sh FA_TRAIN GEN_SYNTH}
+GEN_SYNTH=${2:?usage: test-fa-train.sh FA_TRAIN GEN_SYNTH}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/test-fa-train.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT
+
+failures=0
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+pass() {
+    echo "ok: $*"
+}
+
+# Small and fast: one BLAS thread, no progress bar, 64-pixel images.
+COMMON=(--threads 1 --progress off --arch 64-32-32-10 --lr 0.003 --batch 32)
+
+mkdir -p "$TMP/data" && "$GEN_SYNTH" "$TMP/data" 2000 500 \
+    || { echo "FAIL: gen-synth could not write the data set"; exit 1; }
+
+# test_acc=NN.NN from the "final:" line of an output file.
+final_acc() {
+    sed -n 's/^final: .*test_acc=\([0-9.]*\).*/\1/p' "$1" | tail -n 1
+}
+
+# --- it learns under every rule ------------------------------------------
+for rule in bp fa dfa; do
+    out="$TMP/learn-$rule.txt"
+    "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --rule "$rule" --epochs 5 \
+        >"$out" 2>&1
+    st=$?
+    acc=$(final_acc "$out")
+    if [ $st -ne 0 ] || [ -z "$acc" ]; then
+        fail "$rule: exit $st, output: $(tail -n 3 "$out")"
+    # Chance is 10%; a learning network is far above it.
+    elif awk -v a="$acc" 'BEGIN { exit !(a >= 60) }'; then
+        pass "$rule learns: test accuracy $acc%"
+    else
+        fail "$rule: test accuracy $acc% is not above chance by a margin (>= 60%)"
+    fi
+done
+
+# --- the same run twice gives the same numbers (deterministic) ------------
+"$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --rule dfa --epochs 5 \
+    >"$TMP/again.txt" 2>&1
+if [ "$(grep '^final:' "$TMP/again.txt" | sed 's/mean_epoch_s=[0-9.]*//')" = \
+     "$(grep '^final:' "$TMP/learn-dfa.txt" | sed 's/mean_epoch_s=[0-9.]*//')" ]; then
+    pass "same seed, same result"
+else
+    fail "two runs with the same seed differ"
+fi
+
+# --- --save then --load --epochs 0 gives the same test accuracy -----------
+model="$TMP/model.fa"
+"$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --rule fa --epochs 2 \
+    --save "$model" --log "$TMP/log.csv" >"$TMP/save.txt" 2>&1
+st=$?
+a1=$(final_acc "$TMP/save.txt")
+"$FA_TRAIN" --data "$TMP/data" --threads 1 --progress off --load "$model" \
+    --epochs 0 >"$TMP/load.txt" 2>&1
+st2=$?
+a2=$(final_acc "$TMP/load.txt")
+if [ $st -eq 0 ] && [ $st2 -eq 0 ] && [ -n "$a1" ] && [ "$a1" = "$a2" ]; then
+    pass "save/load: $a1% == $a2%"
+else
+    fail "save/load: exit $st/$st2, accuracy '$a1' vs '$a2': $(tail -n 2 "$TMP/load.txt")"
+fi
+if grep -q 'rule=fa' "$TMP/load.txt"; then
+    pass "load keeps the saved rule"
+else
+    fail "load did not keep rule fa: $(grep '^final' "$TMP/load.txt")"
+fi
+# Continue training from the file: more epochs, still works.
+if "$FA_TRAIN" --data "$TMP/data" --threads 1 --progress off --load "$model" \
+    --epochs 1 >"$TMP/cont.txt" 2>&1 && [ -n "$(final_acc "$TMP/cont.txt")" ]; then
+    pass "load and continue training"
+else
+    fail "load and continue: $(tail -n 2 "$TMP/cont.txt")"
+fi
+
+# --- the CSV log: header and one row per epoch (0..2) ---------------------
+if [ -f "$TMP/log.csv" ] && head -n 1 "$TMP/log.csv" | grep -q '^rule,epoch,lr,train_loss,val_acc,test_acc' \
+    && [ "$(wc -l <"$TMP/log.csv")" -eq 4 ]; then
+    pass "CSV log"
+else
+    fail "CSV log: $(cat "$TMP/log.csv" 2>/dev/null)"
+fi
+
+# --- validation split ------------------------------------------------------
+if "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --epochs 1 --val 300 \
+    >"$TMP/val.txt" 2>&1 && grep -q '1700 training, 300 validation' "$TMP/val.txt" \
+    && grep -q 'best_val_acc=[0-9]' "$TMP/val.txt"; then
+    pass "--val holds out samples"
+else
+    fail "--val: $(head -n 3 "$TMP/val.txt")"
+fi
+
+# --- --compare: table, curves, plots --------------------------------------
+"$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --compare bp,fa,dfa --epochs 2 \
+    --out "$TMP/cmp" >"$TMP/cmp.txt" 2>&1
+st=$?
+if [ $st -eq 0 ] && grep -q '^rule .*test acc' "$TMP/cmp.txt" \
+    && grep -q '^DFA ' "$TMP/cmp.txt" && [ -f "$TMP/cmp/curve-fa.dat" ] \
+    && [ -f "$TMP/cmp/log.csv" ]; then
+    pass "--compare table and curves"
+else
+    fail "--compare: exit $st: $(tail -n 8 "$TMP/cmp.txt")"
+fi
+if command -v gnuplot >/dev/null 2>&1; then
+    if [ -s "$TMP/cmp/accuracy.png" ] && [ -s "$TMP/cmp/alignment.png" ] \
+        && grep -q "^plot: $TMP/cmp/accuracy.png" "$TMP/cmp.txt"; then
+        pass "--compare plots"
+    else
+        fail "--compare plots missing: $(grep -i plot "$TMP/cmp.txt")"
+    fi
+fi
+
+# --- failures: non-zero status, one-line message, no crash ----------------
+# expect_error NAME PATTERN ARGS...: exit status in 1..127, stderr one line
+# matching PATTERN (grep -E), nothing that looks like a crash.
+expect_error() {
+    local name=$1 pattern=$2
+    shift 2
+    "$FA_TRAIN" "$@" >"$TMP/err.out" 2>"$TMP/err.txt"
+    local st=$?
+    local lines
+    lines=$(wc -l <"$TMP/err.txt")
+    if [ $st -eq 0 ]; then
+        fail "$name: exit status 0"
+    elif [ $st -gt 128 ]; then
+        fail "$name: killed by signal $((st - 128))"
+    elif [ "$lines" -ne 1 ]; then
+        fail "$name: expected one line on stderr, got $lines: $(cat "$TMP/err.txt")"
+    elif ! grep -Eq -- "$pattern" "$TMP/err.txt"; then
+        fail "$name: message does not match '$pattern': $(cat "$TMP/err.txt")"
+    else
+        pass "$name: $(cat "$TMP/err.txt")"
+    fi
+}
+
+D=(--data "$TMP/data" --threads 1 --progress off)
+expect_error "unknown option" "unknown option '--frobnicate'" "${D[@]}" --frobnicate 3
+expect_error "positional argument" "unexpected argument" "${D[@]}" foo
+expect_error "missing value" "--lr needs a value" "${D[@]}" --lr
+expect_error "bad number" "--lr: expected" "${D[@]}" --lr abc
+expect_error "negative lr" "--lr: expected" "${D[@]}" --lr -1
+expect_error "zero lr" "--lr: expected" "${D[@]}" --lr 0
+expect_error "nan lr" "--lr: expected" "${D[@]}" --lr nan
+expect_error "bad epochs" "--epochs: expected an integer" "${D[@]}" --epochs 2x
+expect_error "huge batch" "--batch: expected an integer" "${D[@]}" --batch 99999999999
+expect_error "bad rule" "--rule: unknown value 'xyz'" "${D[@]}" --rule xyz
+expect_error "bad act" "--act: unknown value" "${D[@]}" --act swish
+expect_error "bad opt" "--opt: unknown value" "${D[@]}" --opt=lbfgs
+expect_error "bad dropout" "--dropout: expected" "${D[@]}" --dropout 1
+expect_error "bad arch" "--arch: expected widths" "${D[@]}" --arch 64-x-10
+expect_error "arch one number" "--arch: expected widths" "${D[@]}" --arch 64
+expect_error "arch trailing dash" "--arch: expected widths" "${D[@]}" --arch 64-10-
+expect_error "bad compare" "--compare: unknown value 'sgd'" "${D[@]}" --compare bp,sgd
+expect_error "compare twice" "listed twice" "${D[@]}" --compare bp,bp
+expect_error "compare and save" "--compare" "${D[@]}" --compare bp --save "$TMP/x"
+expect_error "flag with value" "--help takes no value" "${D[@]}" --help=1
+expect_error "loss/out-act" "--out-act" "${D[@]}" --out-act tanh
+expect_error "arch with load" "--arch cannot be combined with --load" "${D[@]}" --load "$model" --arch 64-10
+expect_error "input width" "input width 784 does not match the 64 pixels" "${D[@]}" --arch 784-10-10 --epochs 1
+expect_error "output width" "output width 5 cannot represent label 9" "${D[@]}" --arch 64-5 --epochs 1
+expect_error "val too large" "--val 2000" "${D[@]}" --val 2000
+expect_error "missing data dir" "$TMP/nowhere/train-images-idx3-ubyte.gz: cannot read" \
+    --data "$TMP/nowhere" --threads 1
+expect_error "unwritable log" "--log $TMP/nowhere/x.csv: cannot open" "${D[@]}" --log "$TMP/nowhere/x.csv"
+
+# Corrupt model files for --load.
+printf 'not a model' >"$TMP/junk.fa"
+expect_error "junk model" "--load $TMP/junk.fa" "${D[@]}" --load "$TMP/junk.fa" --epochs 0
+head -c 100 "$model" >"$TMP/short.fa"
+expect_error "truncated model" "--load $TMP/short.fa" "${D[@]}" --load "$TMP/short.fa" --epochs 0
+expect_error "missing model" "--load $TMP/none.fa" "${D[@]}" --load "$TMP/none.fa" --epochs 0
+
+# Corrupt data files: each in a copy of the data directory.
+corrupt_dir() {
+    rm -rf "$TMP/bad" && cp -r "$TMP/data" "$TMP/bad"
+}
+corrupt_dir
+head -c 5000 "$TMP/data/train-images-idx3-ubyte.gz" >"$TMP/bad/train-images-idx3-ubyte.gz"
+expect_error "truncated gzip" "$TMP/bad/train-images-idx3-ubyte.gz: .*truncated" --data "$TMP/bad" --threads 1
+corrupt_dir
+head -c 300 "$TMP/data/t10k-labels-idx1-ubyte" >"$TMP/bad/t10k-labels-idx1-ubyte"
+expect_error "short labels" "$TMP/bad/t10k-labels-idx1-ubyte: .*ends after" --data "$TMP/bad" --threads 1
+corrupt_dir
+# Labels of the test set (500) next to the training images (2000).
+gzip -c "$TMP/data/t10k-labels-idx1-ubyte" >"$TMP/bad/train-labels-idx1-ubyte.gz"
+expect_error "count mismatch" "500 labels but .* 2000 images" --data "$TMP/bad" --threads 1
+corrupt_dir
+printf '\x00\x00\x08\x03\x00\x00\x00\x01' >"$TMP/bad/t10k-images-idx3-ubyte"
+expect_error "truncated header" "$TMP/bad/t10k-images-idx3-ubyte: truncated header" --data "$TMP/bad" --threads 1
+corrupt_dir
+printf 'GIF89a not an idx file at all' >"$TMP/bad/t10k-images-idx3-ubyte"
+expect_error "wrong magic" "$TMP/bad/t10k-images-idx3-ubyte: not an IDX file" --data "$TMP/bad" --threads 1
+
+# --- --help lists every option with its default ---------------------------
+"$FA_TRAIN" --help >"$TMP/help.txt" 2>&1
+st=$?
+missing=""
+for o in data val limit-train limit-test input-norm arch act out-act loss dropout init \
+         rule fb-dist fb-scale dfa-variant opt lr lr-decay lr-every momentum wd \
+         epochs batch seed threads save load log compare out align-batch progress help; do
+    grep -q -- "^  --$o\b" "$TMP/help.txt" || missing="$missing --$o"
+done
+if [ $st -eq 0 ] && [ -z "$missing" ] && grep -q '\[784-1000-10\]' "$TMP/help.txt"; then
+    pass "--help lists every option"
+else
+    fail "--help: exit $st, missing:$missing"
+fi
+
+if [ $failures -ne 0 ]; then
+    echo "$failures failure(s)"
+    exit 1
+fi
+echo "all passed"
