@@ -1167,9 +1167,12 @@ print_final(const run *r)
     format_angles(angles, sizeof angles,
                   r->angles + (size_t)e * (size_t)(r->n_layers - 1),
                   r->n_layers - 1);
-    printf("final: rule=%s epochs=%d test_acc=%.2f best_val_acc=%.2f "
+    char val[32] = "-";
+    if (!isnan(best_val(r)))
+        snprintf(val, sizeof val, "%.2f", best_val(r));
+    printf("final: rule=%s epochs=%d test_acc=%.2f best_val_acc=%s "
            "mean_epoch_s=%.3f align=%s\n", rule_names[r->rule], e,
-           r->test_acc[e], best_val(r), mean_epoch_s(r), angles);
+           r->test_acc[e], val, mean_epoch_s(r), angles);
 }
 
 /* ------------------------------------------------------------ --compare */
