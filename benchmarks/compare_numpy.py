@@ -446,7 +446,7 @@ def anchors_flops(sizes, rule, m):
 # ------------------------------------------------------------------ timing
 
 def time_rule(lib, gemm, sizes, rule, opt, x, t, n_batches, batch, steps,
-              repeats):
+              repeats, stat):
     ref, net = make_pair(lib, sizes, rule, opt)
     net.reserve(batch)
     ops, flops, keep = gemm.plan(sizes, rule, batch)
@@ -479,8 +479,8 @@ def time_rule(lib, gemm, sizes, rule, opt, x, t, n_batches, batch, steps,
         t_np.append((t2 - t1) / steps)
         t_lim.append((t3 - t2) / steps)
     del keep
-    return (statistics.median(t_lib), statistics.median(t_np),
-            statistics.median(t_lim), flops)
+    f = statistics.median if stat == "median" else min
+    return f(t_lib), f(t_np), f(t_lim), flops
 
 
 # -------------------------------------------------------------------- main
@@ -516,10 +516,14 @@ def main():
     ap.add_argument("--threads", default="1,2",
                     help="OpenBLAS thread counts, comma-separated [1,2]")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=40,
-                    help="steps per timed repeat [40]")
+    ap.add_argument("--steps", type=int, default=20,
+                    help="steps per timed repeat [20]")
     ap.add_argument("--repeats", type=int, default=5,
-                    help="repeats; the median is reported [5]")
+                    help="timed repeats per rule [5]")
+    ap.add_argument("--stat", default="median", choices=["median", "min"],
+                    help="statistic over the repeats; min suits a machine "
+                         "shared with other jobs, where load only adds time "
+                         "[median]")
     ap.add_argument("--data", default=DATA_DIR)
     ap.add_argument("--out", default=os.path.join("results", "compare.csv"))
     ap.add_argument("--check-only", action="store_true",
@@ -588,7 +592,7 @@ def main():
                 for rule in RULES:
                     res[rule] = time_rule(lib, gemm, sizes, rule, opt, x, t,
                                           n_batches, args.batch, args.steps,
-                                          args.repeats)
+                                          args.repeats, args.stat)
                 for rule in RULES:
                     tl, tn, tm, flops = res[rule]
                     rows.append(dict(
@@ -608,9 +612,10 @@ def main():
                               r["numpy_epoch_s"], r["limit_epoch_s"]),
                           flush=True)
 
-    print("\nOne epoch = %d samples = %.2f steps of batch %d, from the median of"
+    print("\nOne epoch = %d samples = %.2f steps of batch %d, from the %s of"
           " %d repeats of %d steps.\n" % (TRAIN_SAMPLES, steps_per_epoch,
-                                          args.batch, args.repeats, args.steps))
+                                          args.batch, args.stat, args.repeats,
+                                          args.steps))
     head = ("arch", "rule", "opt", "thr", "lib s", "numpy s", "limit s",
             "lib/numpy x", "lib/limit", "vs BP",
             "GFLOP/s")
