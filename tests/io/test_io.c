@@ -401,18 +401,29 @@ static const config small = {
     FA_RULE_DFA, -1, FA_OPT_ADAM, FA_DFA_AFTER_ACTIVATION, FA_DIST_UNIFORM, 0.0, 0.5};
 #define SMALL_SIZE 424u
 
+/* The image is made once per process (each save flushes to disk, which
+ * dominates the run time) and handed out as a fresh copy. */
+static unsigned char *small_image;
+static size_t small_image_len;
+
 static unsigned char *small_model(const char *dir, size_t *len)
 {
-    char path[600];
-    fa_net *net = make_net(&small);
-    unsigned char *buf;
-    train(net, &small, 2);
-    snprintf(path, sizeof path, "%s/small.fanet", dir);
-    ck_assert_int_eq(fa_net_save(net, path), FA_OK);
-    fa_net_free(net);
-    buf = read_file(path, len);
-    ck_assert_uint_eq(*len, SMALL_SIZE);
-    return buf;
+    unsigned char *copy;
+    if (small_image == NULL) {
+        char path[600];
+        fa_net *net = make_net(&small);
+        train(net, &small, 2);
+        snprintf(path, sizeof path, "%s/small.fanet", dir);
+        ck_assert_int_eq(fa_net_save(net, path), FA_OK);
+        fa_net_free(net);
+        small_image = read_file(path, &small_image_len);
+        ck_assert_uint_eq(small_image_len, SMALL_SIZE);
+    }
+    copy = malloc(small_image_len + 1); /* + 1: room for an appended byte */
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, small_image, small_image_len);
+    *len = small_image_len;
+    return copy;
 }
 
 START_TEST(test_truncated_every_length)
@@ -552,7 +563,7 @@ START_TEST(test_edited_fields)
         break;
     case E_XOR: buf[e->off] ^= (unsigned char)e->u; break;
     case E_ZERO: memset(buf + e->off, 0, (size_t)e->u); break;
-    case E_APPEND: len++; buf[len - 1] = 0; break; /* read_file left room */
+    case E_APPEND: len++; buf[len - 1] = 0; break; /* small_model left room */
     }
     if (!e->keep_crc && e->kind != E_APPEND)
         fix_crc(buf, len);
@@ -748,5 +759,6 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    free(small_image);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
