@@ -37,6 +37,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -823,6 +824,7 @@ FA_API int fa_net_load(fa_net **out, const char *path)
     FILE *f = NULL;
     struct stat st;
     unsigned char magic[sizeof fa_magic];
+    int fd;
     size_t size, have, prefix;
     int status;
     char msg[128];
@@ -833,19 +835,27 @@ FA_API int fa_net_load(fa_net **out, const char *path)
     if (path == NULL)
         return fa_fail(FA_ERR_NULL, func, "path is NULL");
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
+    /* O_NONBLOCK so that a FIFO without a writer is refused below instead
+     * of blocking the caller forever; it has no effect on regular files. */
+    fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
         describe_errno(errno, msg, sizeof msg);
         return fa_fail(FA_ERR_IO, func, "cannot open '%s': %s", path, msg);
     }
-    if (fstat(fileno(f), &st) != 0) {
+    if (fstat(fd, &st) != 0) {
         describe_errno(errno, msg, sizeof msg);
-        status = fa_fail(FA_ERR_IO, func, "cannot stat '%s': %s", path, msg);
-        goto done;
+        close(fd);
+        return fa_fail(FA_ERR_IO, func, "cannot stat '%s': %s", path, msg);
     }
     if (!S_ISREG(st.st_mode)) {
-        status = fa_fail(FA_ERR_IO, func, "'%s' is not a regular file", path);
-        goto done;
+        close(fd);
+        return fa_fail(FA_ERR_IO, func, "'%s' is not a regular file", path);
+    }
+    f = fdopen(fd, "rb");
+    if (f == NULL) {
+        describe_errno(errno, msg, sizeof msg);
+        close(fd);
+        return fa_fail(FA_ERR_IO, func, "cannot open '%s': %s", path, msg);
     }
     if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)(SIZE_MAX / 2)) {
         status = fa_fail(FA_ERR_FORMAT, func,

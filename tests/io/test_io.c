@@ -609,6 +609,14 @@ START_TEST(test_load_missing_or_not_a_file)
     ck_assert_ptr_null(out);
     ck_assert_ptr_nonnull(strstr(fa_last_error(), "not a regular file"));
 
+    /* A FIFO without a writer is refused, not waited on. */
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    out = (fa_net *)&out;
+    ck_assert_int_eq(fa_net_load(&out, path), FA_ERR_IO);
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_nonnull(strstr(fa_last_error(), "not a regular file"));
+
     /* A foreign file is refused at its first bytes. */
     snprintf(path, sizeof path, "%s/text.txt", dir);
     write_file(path, "hello, world\n", 13);
