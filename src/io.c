@@ -570,12 +570,12 @@ static const struct {
     double lo, hi;
     int lo_open, hi_open;
 } hp_range[FA_N_HPARAMS] = {
-    [FA_HP_LR] = {"learning rate", 0.0, INFINITY, 1, 1},
+    [FA_HP_LR] = {"learning rate", 0.0, HUGE_VAL, 1, 1},
     [FA_HP_MOMENTUM] = {"momentum", 0.0, 1.0, 0, 1},
     [FA_HP_BETA1] = {"beta1", 0.0, 1.0, 0, 1},
     [FA_HP_BETA2] = {"beta2", 0.0, 1.0, 0, 1},
-    [FA_HP_EPSILON] = {"epsilon", 0.0, INFINITY, 1, 1},
-    [FA_HP_WEIGHT_DECAY] = {"weight decay", 0.0, INFINITY, 0, 1},
+    [FA_HP_EPSILON] = {"epsilon", 0.0, HUGE_VAL, 1, 1},
+    [FA_HP_WEIGHT_DECAY] = {"weight decay", 0.0, HUGE_VAL, 0, 1},
     [FA_HP_RMS_DECAY] = {"RMSprop decay", 0.0, 1.0, 0, 1},
     [FA_HP_LEAKY_SLOPE] = {"leaky ReLU slope", 0.0, 1.0, 0, 0},
 };
