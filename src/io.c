@@ -219,6 +219,29 @@ static void write_model(writer *w, const fa_net *net, int64_t n_opt)
     }
 }
 
+/* Make the rename itself durable by syncing the directory that holds path
+ * (the first plen bytes of buf, which is overwritten).  Best effort: the new
+ * file is already complete and in place, and after a crash before this
+ * reaches the disk the old file is what remains, also complete. */
+static void sync_parent_dir(char *buf, size_t plen)
+{
+    const char *dir = ".";
+    int fd;
+    size_t cut = plen;
+
+    while (cut > 0 && buf[cut - 1] != '/')
+        cut--;
+    if (cut > 0) {
+        buf[cut == 1 ? 1 : cut - 1] = '\0'; /* keep "/" for the root */
+        dir = buf;
+    }
+    fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
 FA_API int fa_net_save(const fa_net *net, const char *path)
 {
     static const char func[] = "fa_net_save";
@@ -302,6 +325,7 @@ FA_API int fa_net_save(const fa_net *net, const char *path)
         what = "cannot replace";
         goto fail;
     }
+    sync_parent_dir(tmp, plen);
     free(tmp);
     return FA_OK;
 
