@@ -36,7 +36,12 @@ if command -v julia >/dev/null 2>&1; then
   command -v julia
   exit 0
 fi
-if [ -x "$WRAPPER" ] && "$WRAPPER" --startup-file=no -e 'exit(0)' >/dev/null 2>&1; then
+# The check throws and catches an exception: that is what fails when the
+# unwinder is the wrong one (see step 5).
+# (The throw must come from a compiled function: errors thrown at top level
+# unwind through no JIT frames and pass even with the wrong unwinder.)
+probe='using Test, LinearAlgebra, Libdl, Random; f() = error("probe"); try f() catch end'
+if [ -x "$WRAPPER" ] && ( "$WRAPPER" --startup-file=no -e "$probe" ) >/dev/null 2>&1; then
   echo "$WRAPPER"
   exit 0
 fi
@@ -91,7 +96,7 @@ apt-get "${apt_opts[@]}" -qq update >&2 || die "apt-get update against $mirror b
 
 pkgs=(julia julia-common libjulia1 libllvm9 libdsfmt-19937-1 libgit2-1.1
       libhttp-parser2.9 libmbedcrypto3 libmbedtls12 libmbedx509-0 libopenlibm3
-      libutf8proc2 libffi7 libz3-4)
+      libutf8proc2 libffi7 libz3-4 libunwind8)
 log "downloading ${pkgs[*]}"
 ( cd "$APTDIR/debs" && apt-get "${apt_opts[@]}" -qq download "${pkgs[@]}" >&2 ) \
   || die "apt-get download failed"
@@ -103,10 +108,20 @@ for p in "${pkgs[@]}"; do
   dpkg -x "$deb" "$PREFIX"
 done
 
-# 5. Six libraries julia links are absolute symlinks in the packages pointing
-#    at bullseye's sonames; point them at the system's own copies.
+# 5. Six libraries julia needs are not in the packages above (the julia
+#    package's links point at them by soname); point five of them at the
+#    system's own copies.  The sixth, libunwind.so.8, comes from bullseye's
+#    libunwind8 (downloaded above) instead: with bookworm's libunwind 1.6,
+#    Julia 1.5 crashes with a segmentation fault on the first exception it
+#    throws (in _ULx86_64_dwarf_search_unwind_table), so every test that
+#    expects an error would kill the process.
 LIBDIR="$PREFIX/usr/lib/x86_64-linux-gnu"
-for so in libcurl-gnutls.so.4 libgmp.so.10 libmpfr.so.6 libpcre2-8.so.0 libssh2.so.1 libunwind.so.8; do
+[ -e "$LIBDIR/libunwind.so.8" ] || die "bullseye's libunwind.so.8 is missing from $LIBDIR"
+case "$(readlink -f "$LIBDIR/libunwind.so.8")" in
+  "$PREFIX"/*) ;;
+  *) die "$LIBDIR/libunwind.so.8 does not point into the prefix" ;;
+esac
+for so in libcurl-gnutls.so.4 libgmp.so.10 libmpfr.so.6 libpcre2-8.so.0 libssh2.so.1; do
   target=""
   for d in /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu; do
     if [ -e "$d/$so" ]; then target="$d/$so"; break; fi
@@ -142,7 +157,7 @@ mv "$WRAPPER.tmp" "$WRAPPER"
 # Free the space of the downloaded archives; the lists stay for a re-run.
 rm -rf "$APTDIR/debs" "$APTDIR/cache"
 
-"$WRAPPER" --startup-file=no -e 'using Test, LinearAlgebra, Libdl, Random' >&2 \
+"$WRAPPER" --startup-file=no -e "$probe" >&2 \
   || die "the unpacked julia does not start; see the messages above"
 log "installed $("$WRAPPER" --startup-file=no -e 'print(VERSION)') in $PREFIX"
 echo "$WRAPPER"

@@ -437,6 +437,13 @@ end
 
 ptr32(A) = Base.unsafe_convert(Ptr{Float32}, A)
 
+# Each call that takes data is split in two: the outer function checks the
+# arguments and gets them as Float32 (`dataarg`, whose result is a view or a
+# new Matrix: a Union type), the inner `*_call` function receives them as
+# concrete types and makes the ccall under GC.@preserve.  This function
+# barrier is needed, not only tidy: Julia 1.5's code generator aborts on a
+# GC.@preserve of a Union-typed variable.
+
 # ------------------------------------------------------ forward and train
 
 """
@@ -463,9 +470,14 @@ predict(net::Network, X) = dataarg(X, "X", net.sizes[1])  # throws the right err
 `predict` into a preallocated Float32 matrix `Y` (n_L × batch).
 """
 function predict!(Y, net::Network, X)
-    h = handle(net)
+    handle(net)
     Xc, ldx, batch = dataarg(X, "X", net.sizes[1])
     ldy = outarg(Y, "Y", net.sizes[end], batch)
+    return forward_call!(Y, ldy, net, Xc, ldx, batch)
+end
+
+function forward_call!(Y, ldy, net::Network, Xc, ldx, batch)
+    h = handle(net)
     GC.@preserve net Xc Y check(LibFA.fa_net_forward(h, ptr32(Xc), ldx, batch, ptr32(Y), ldy))
     return Y
 end
@@ -484,8 +496,12 @@ end
 Mean loss on the batch `(X, T)` (no dropout; nothing changes).
 """
 function loss(net::Network, X, T)
+    handle(net)
+    return loss_call(net, data_pair(net, X, T)...)
+end
+
+function loss_call(net::Network, Xc, ldx, Tc, ldt, batch)
     h = handle(net)
-    Xc, ldx, Tc, ldt, batch = data_pair(net, X, T)
     out = Ref{Float32}(0)
     GC.@preserve net Xc Tc check(LibFA.fa_net_loss(h, ptr32(Xc), ldx, ptr32(Tc), ldt, batch, out))
     return out[]
@@ -500,8 +516,12 @@ the update.  A non-finite loss raises a FeedbackAlignError and leaves the
 network as it was.
 """
 function train_step!(net::Network, X, T)
+    handle(net)
+    return train_call(net, data_pair(net, X, T)...)
+end
+
+function train_call(net::Network, Xc, ldx, Tc, ldt, batch)
     h = handle(net)
-    Xc, ldx, Tc, ldt, batch = data_pair(net, X, T)
     out = Ref{Float32}(0)
     GC.@preserve net Xc Tc check(LibFA.fa_net_train_step(h, ptr32(Xc), ldx, ptr32(Tc), ldt, batch, out))
     net.lastloss = out[]
@@ -530,7 +550,11 @@ function compute_update!(g::AbstractVector, net::Network, X, T)
     (g isa DenseVector{Float32}) ||
         throw(ArgumentError("g must be a Vector{Float32} (it is written in place), got a $(typeof(g))"))
     check_flat(g, net, "g")
-    Xc, ldx, Tc, ldt, batch = data_pair(net, X, T)
+    return update_call(g, net, data_pair(net, X, T)...)
+end
+
+function update_call(g, net::Network, Xc, ldx, Tc, ldt, batch)
+    h = handle(net)
     out = Ref{Float32}(0)
     GC.@preserve net Xc Tc g check(LibFA.fa_net_compute_update(h, ptr32(Xc), ldx, ptr32(Tc), ldt,
                                                                batch, ptr32(g), length(g), out))
@@ -668,8 +692,12 @@ For each hidden layer, the angle in degrees between the current rule's
 weight update and the exact backprop gradient on the batch (0 under `:bp`).
 """
 function alignment(net::Network, X, T)
+    handle(net)
+    return alignment_call(net, data_pair(net, X, T)...)
+end
+
+function alignment_call(net::Network, Xc, ldx, Tc, ldt, batch)
     h = handle(net)
-    Xc, ldx, Tc, ldt, batch = data_pair(net, X, T)
     angles = Vector{Float32}(undef, nlayers(net) - 1)
     GC.@preserve net Xc Tc angles check(LibFA.fa_net_alignment(h, ptr32(Xc), ldx, ptr32(Tc), ldt,
                                                                 batch, ptr32(angles), length(angles)))
@@ -734,13 +762,17 @@ function loss_eval(kind::Symbol, Y, T; grad::Bool = true)
     Yc, ldy, batch = dataarg(Y, "Y", size(Y, 1))
     Tc, ldt, bt = dataarg(T, "T", size(Y, 1))
     bt == batch || throw(DimensionMismatch("Y has $batch columns but T has $bt"))
+    value, dY = loss_eval_call(k, Yc, ldy, Tc, ldt, Int32(size(Y, 1)), batch, grad)
+    return value, (Y isa AbstractVector && dY !== nothing ? vec(dY) : dY)
+end
+
+function loss_eval_call(k, Yc, ldy, Tc, ldt, n, batch, grad)
     value = Ref{Float32}(0)
-    n = Int32(size(Y, 1))
     if grad
         dY = Matrix{Float32}(undef, n, batch)
         GC.@preserve Yc Tc dY check(LibFA.fa_loss_eval(k, ptr32(Yc), ldy, ptr32(Tc), ldt, n, batch,
                                                       value, ptr32(dY), n))
-        return value[], (Y isa AbstractVector ? vec(dY) : dY)
+        return value[], dY
     else
         GC.@preserve Yc Tc check(LibFA.fa_loss_eval(k, ptr32(Yc), ldy, ptr32(Tc), ldt, n, batch,
                                                    value, Ptr{Float32}(C_NULL), n))
