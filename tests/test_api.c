@@ -93,7 +93,7 @@ static void assert_unchanged(fa_net *net, const state *before)
 
 START_TEST(test_create)
 {
-    fa_net *net = (fa_net *)&net; /* a non-NULL value that must be reset */
+    fa_net *net = NULL;
     const int32_t zero[] = {4, 0, 2}, neg[] = {4, -3, 2}, ok2[] = {4, 3, 2};
     const int32_t tanh2[] = {FA_ACT_TANH, FA_ACT_TANH}, id2[] = {FA_ACT_TANH, FA_ACT_IDENTITY};
     const int32_t bad_act[] = {FA_ACT_TANH, 5}, neg_act[] = {-1, FA_ACT_IDENTITY};
@@ -101,10 +101,7 @@ START_TEST(test_create)
     const int32_t huge_act[] = {0, 0, 0};
 
     EXPECT(FA_ERR_NULL, fa_net_create(&net, 2, NULL, id2, FA_LOSS_MSE, 1));
-    ck_assert_ptr_null(net);
-    net = (fa_net *)&net;
     EXPECT(FA_ERR_NULL, fa_net_create(&net, 2, ok2, NULL, FA_LOSS_MSE, 1));
-    ck_assert_ptr_null(net);
     EXPECT(FA_ERR_SIZE, fa_net_create(&net, 0, ok2, id2, FA_LOSS_MSE, 1));
     EXPECT(FA_ERR_SIZE, fa_net_create(&net, -1, ok2, id2, FA_LOSS_MSE, 1));
     EXPECT(FA_ERR_SIZE, fa_net_create(&net, 2, zero, id2, FA_LOSS_MSE, 1));
@@ -122,7 +119,27 @@ START_TEST(test_create)
     TU_OK(fa_net_create(&net, 2, ok2, tanh2, FA_LOSS_MSE, 1));
     fa_net_free(net);
     fa_net_free(NULL); /* a no-op */
-    /* Last, as it may crash: no place to put the handle. */
+}
+END_TEST
+
+/* "out receives the new handle (set to NULL on failure)": a caller that
+ * checks the handle rather than the status must not see a stale pointer. */
+START_TEST(test_create_resets_out)
+{
+    const int32_t ok2[] = {4, 3, 2}, id2[] = {FA_ACT_TANH, FA_ACT_IDENTITY};
+    fa_net *net = (fa_net *)&net; /* any non-NULL value */
+    EXPECT(FA_ERR_NULL, fa_net_create(&net, 2, NULL, id2, FA_LOSS_MSE, 1));
+    ck_assert_msg(net == NULL, "fa_net_create failed but left *out = %p", (void *)net);
+    net = (fa_net *)&net;
+    EXPECT(FA_ERR_SIZE, fa_net_create(&net, 0, ok2, id2, FA_LOSS_MSE, 1));
+    ck_assert_msg(net == NULL, "fa_net_create failed but left *out = %p", (void *)net);
+}
+END_TEST
+
+/* No place to put the handle: FA_ERR_NULL, not a crash. */
+START_TEST(test_create_null_out)
+{
+    const int32_t ok2[] = {4, 3, 2}, id2[] = {FA_ACT_TANH, FA_ACT_IDENTITY};
     EXPECT(FA_ERR_NULL, fa_net_create(NULL, 2, ok2, id2, FA_LOSS_MSE, 1));
 }
 END_TEST
@@ -542,6 +559,8 @@ static Suite *api_suite(void)
     Suite *s = suite_create("api");
     TCase *tc = tcase_create("contract");
     tcase_add_test(tc, test_create);
+    tcase_add_test(tc, test_create_resets_out);
+    tcase_add_test(tc, test_create_null_out);
     tcase_add_test(tc, test_queries);
     tcase_add_test(tc, test_setters);
     tcase_add_test(tc, test_feedback);
