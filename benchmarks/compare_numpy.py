@@ -445,42 +445,49 @@ def anchors_flops(sizes, rule, m):
 
 # ------------------------------------------------------------------ timing
 
-def time_rule(lib, gemm, sizes, rule, opt, x, t, n_batches, batch, steps,
-              repeats, stat):
-    ref, net = make_pair(lib, sizes, rule, opt)
-    net.reserve(batch)
-    ops, flops, keep = gemm.plan(sizes, rule, batch)
-    if abs(flops - anchors_flops(sizes, rule, batch)) > 0.5:
-        raise RuntimeError("GEMM plan FLOPs disagree with the anchors formula")
+def time_rules(lib, gemm, sizes, opt, x, t, n_batches, batch, steps, repeats,
+               stat):
+    """Seconds per step of the library, NumPy and the limit for every rule:
+    {rule: (lib, numpy, limit, flops)}."""
     batches = [(x[i * batch:(i + 1) * batch], t[i * batch:(i + 1) * batch])
                for i in range(n_batches)]
-    for i in range(3):  # warm-up: pages touched, BLAS threads running
-        net.step(*batches[i])
-        ref.step(*batches[i])
-        gemm.run(ops)
+    setup = {}
+    for rule in RULES:
+        ref, net = make_pair(lib, sizes, rule, opt)
+        net.reserve(batch)
+        ops, flops, keep = gemm.plan(sizes, rule, batch)
+        if abs(flops - anchors_flops(sizes, rule, batch)) > 0.5:
+            raise RuntimeError("GEMM plan FLOPs disagree with the anchors formula")
+        for i in range(3):  # warm-up: pages touched, BLAS threads running
+            net.step(*batches[i])
+            ref.step(*batches[i])
+            gemm.run(ops)
+        setup[rule] = (ref, net, ops, flops, keep)
+    times = {rule: ([], [], []) for rule in RULES}
     k = 3
-    t_lib, t_np, t_lim = [], [], []
-    # Library, NumPy and the limit take turns inside every repeat, so load
-    # from other processes falls on all three alike.
+    # Every repeat runs each rule's library, NumPy and limit blocks back to
+    # back, so that load from other processes, which comes and goes within
+    # seconds, falls on all nine alike and the ratios stay meaningful.
     for _ in range(repeats):
         idx = [(k + i) % n_batches for i in range(steps)]
         k += steps
-        t0 = time.perf_counter()
-        for i in idx:
-            net.step(*batches[i])
-        t1 = time.perf_counter()
-        for i in idx:
-            ref.step(*batches[i])
-        t2 = time.perf_counter()
-        for _i in idx:
-            gemm.run(ops)
-        t3 = time.perf_counter()
-        t_lib.append((t1 - t0) / steps)
-        t_np.append((t2 - t1) / steps)
-        t_lim.append((t3 - t2) / steps)
-    del keep
+        for rule in RULES:
+            ref, net, ops, _flops, _keep = setup[rule]
+            t0 = time.perf_counter()
+            for i in idx:
+                net.step(*batches[i])
+            t1 = time.perf_counter()
+            for i in idx:
+                ref.step(*batches[i])
+            t2 = time.perf_counter()
+            for _i in idx:
+                gemm.run(ops)
+            t3 = time.perf_counter()
+            for lst, dt in zip(times[rule], (t1 - t0, t2 - t1, t3 - t2)):
+                lst.append(dt / steps)
     f = statistics.median if stat == "median" else min
-    return f(t_lib), f(t_np), f(t_lim), flops
+    return {rule: (f(times[rule][0]), f(times[rule][1]), f(times[rule][2]),
+                   setup[rule][3]) for rule in RULES}
 
 
 # -------------------------------------------------------------------- main
@@ -516,10 +523,10 @@ def main():
     ap.add_argument("--threads", default="1,2",
                     help="OpenBLAS thread counts, comma-separated [1,2]")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=20,
-                    help="steps per timed repeat [20]")
-    ap.add_argument("--repeats", type=int, default=5,
-                    help="timed repeats per rule [5]")
+    ap.add_argument("--steps", type=int, default=10,
+                    help="steps per timed block [10]")
+    ap.add_argument("--repeats", type=int, default=9,
+                    help="timed repeats per rule [9]")
     ap.add_argument("--stat", default="median", choices=["median", "min"],
                     help="statistic over the repeats; min suits a machine "
                          "shared with other jobs, where load only adds time "
@@ -588,11 +595,8 @@ def main():
         for sizes in archs:
             x, t, n_batches, _ = data[tuple(sizes)]
             for opt in opts:
-                res = {}
-                for rule in RULES:
-                    res[rule] = time_rule(lib, gemm, sizes, rule, opt, x, t,
-                                          n_batches, args.batch, args.steps,
-                                          args.repeats, args.stat)
+                res = time_rules(lib, gemm, sizes, opt, x, t, n_batches,
+                                 args.batch, args.steps, args.repeats, args.stat)
                 for rule in RULES:
                     tl, tn, tm, flops = res[rule]
                     rows.append(dict(
