@@ -364,13 +364,14 @@ FA_API int fa_net_reset_optimizer(fa_net *net);
  *     fused losses y holds probabilities (softmax / sigmoid of the logits).
  *  x and y must not overlap.  May grow the workspaces (see fa_net_reserve).
  *  Errors: FA_ERR_NULL, FA_ERR_SIZE (batch < 1, ld too small),
- *  FA_ERR_NOMEM. */
+ *  FA_ERR_NONFINITE (NaN or infinity in x; the message gives its row and
+ *  column), FA_ERR_NOMEM. */
 FA_API int fa_net_forward(fa_net *net, const float *x, int32_t ldx,
                           int32_t batch, float *y, int32_t ldy);
 
 /** Mean loss of the network on a batch (no dropout, nothing updated).
  *  x (n_0, batch) with ldx; t the target (n_L, batch) with ldt.
- *  Errors: as fa_net_forward. */
+ *  Errors: as fa_net_forward; FA_ERR_NONFINITE also for NaN/inf in t. */
 FA_API int fa_net_loss(fa_net *net, const float *x, int32_t ldx,
                        const float *t, int32_t ldt, int32_t batch,
                        float *loss);
@@ -378,8 +379,8 @@ FA_API int fa_net_loss(fa_net *net, const float *x, int32_t ldx,
 /** One training step: forward (with dropout), the current rule's update,
  *  and the optimiser step on the parameters.
  *  x (n_0, batch) with ldx; t the target (n_L, batch) with ldt; both read
- *  only.  loss (may be NULL) receives the batch's mean loss before the
- *  update.
+ *  only, and must be finite (checked).  loss (may be NULL) receives the
+ *  batch's mean loss before the update.
  *  If the loss or any gradient entry is not finite the step returns
  *  FA_ERR_NONFINITE and leaves the parameters and the optimiser state
  *  exactly as they were.  Allocates nothing once the workspaces are large
@@ -474,8 +475,9 @@ FA_API int fa_net_feedback_angles(fa_net *net, int32_t rule, float *angles,
  *  file in the same directory, flushes it to disk and renames it over path:
  *  an existing file at path is either replaced whole or left untouched.
  *  path is borrowed for the call.
- *  Errors: FA_ERR_NULL, FA_ERR_IO (message names the path and the system
- *  error). */
+ *  Errors: FA_ERR_NULL, FA_ERR_IO (empty path, or the system refused an
+ *  operation; the message names the path and the system error),
+ *  FA_ERR_NOMEM. */
 FA_API int fa_net_save(const fa_net *net, const char *path);
 
 /** Load a network saved by fa_net_save into a new handle (*out, NULL on

@@ -187,10 +187,10 @@ void fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx,
 void fa_optimizer_step(fa_net *net, const float *grad);
 int64_t fa_optimizer_state_len(const fa_net *net); /* floats used in opt_state */
 
+/* net.c: check count floats for NaN/inf; index of the first bad one or -1. */
+int64_t fa_find_nonfinite(const float *p, int64_t count);
+
 /* io.c */
 uint32_t fa_crc32(uint32_t crc, const void *data, size_t len);
-
-/* Check count floats for NaN/inf; returns index of the first bad one or -1. */
-int64_t fa_find_nonfinite(const float *p, int64_t count);
 
 #endif /* FA_INTERNAL_H */

@@ -202,6 +202,9 @@ nomem:
 FA_API int fa_net_create(fa_net **out, int32_t n_layers, const int32_t *sizes,
                          const int32_t *activations, int32_t loss, uint64_t seed)
 {
+    if (!out)
+        return fa_fail(FA_ERR_NULL, "fa_net_create", "out is NULL (expected a fa_net * to fill)");
+    *out = NULL;
     fa_net *net = NULL;
     int rc = fa_net_alloc(&net, n_layers, sizes, activations, loss, "fa_net_create");
     if (rc != FA_OK)
@@ -705,17 +708,36 @@ FA_API int fa_net_reset_optimizer(fa_net *net)
 
 /* ---------------------------------------------------- forward and train */
 
+/* Every entry of p (rows, batch) with ld finite?  A NaN in the input would
+ * otherwise surface as NaN output, or vanish silently behind a ReLU. */
+static int check_finite(const float *p, const char *name, int32_t rows, int32_t ld,
+                        int32_t batch, const char *fn)
+{
+    for (int32_t j = 0; j < batch; j++) {
+        int64_t i = fa_find_nonfinite(p + (size_t)j * (size_t)ld, rows);
+        if (i >= 0)
+            return fa_fail(FA_ERR_NONFINITE, fn, "%s[%lld, %d] (0-based row, column) is "
+                           "not finite", name, (long long)i, (int)j);
+    }
+    return FA_OK;
+}
+
 /* x (n_0, batch) with ldx and t (n_L, batch) with ldt (t optional). */
 static int check_batch_io(const fa_net *net, const float *x, int32_t ldx,
                           const float *t, int32_t ldt, int need_t, int32_t batch,
                           const char *fn)
 {
+    const int32_t n0 = net ? net->sizes[0] : 0, nL = net ? net->sizes[net->n_layers] : 0;
     int rc = check_net(net, fn);
-    if (rc || (rc = check_matrix(x, "x", net->sizes[0], ldx, "ldx", fn)))
+    if (rc || (rc = check_matrix(x, "x", n0, ldx, "ldx", fn)))
         return rc;
-    if (need_t && (rc = check_matrix(t, "t", net->sizes[net->n_layers], ldt, "ldt", fn)))
+    if (need_t && (rc = check_matrix(t, "t", nL, ldt, "ldt", fn)))
         return rc;
-    return check_batch(batch, fn);
+    if ((rc = check_batch(batch, fn)) || (rc = check_finite(x, "x", n0, ldx, batch, fn)))
+        return rc;
+    if (need_t)
+        return check_finite(t, "t", nL, ldt, batch, fn);
+    return FA_OK;
 }
 
 FA_API int fa_net_forward(fa_net *net, const float *x, int32_t ldx, int32_t batch,
@@ -937,10 +959,15 @@ FA_API int fa_net_alignment(fa_net *net, const float *x, int32_t ldx, const floa
     /* dropout off (train = 0): both passes see the same network and the RNG
      * is not touched */
     fa_compute_grad(net, FA_RULE_BP, x, ldx, t, ldt, batch, 0, net->grad_aux, &loss);
-    if (!isfinite(loss))
-        return fa_fail(FA_ERR_NONFINITE, fn, "the loss is %g on this batch", loss);
-    if (net->rule != FA_RULE_BP)
+    if (!isfinite(loss) || fa_find_nonfinite(net->grad_aux, net->n_params) >= 0)
+        return fa_fail(FA_ERR_NONFINITE, fn, "the loss (%g) or the BP gradient is not "
+                       "finite on this batch", loss);
+    if (net->rule != FA_RULE_BP) {
         fa_compute_grad(net, net->rule, x, ldx, t, ldt, batch, 0, net->grad, &loss);
+        if (fa_find_nonfinite(net->grad, net->n_params) >= 0)
+            return fa_fail(FA_ERR_NONFINITE, fn, "the rule's update is not finite on "
+                           "this batch");
+    }
     for (int32_t l = 1; l < net->n_layers; l++) {
         int64_t nw = (int64_t)net->sizes[l] * net->sizes[l - 1];
         /* the same computation under BP: report exactly 0, not rounding noise */
