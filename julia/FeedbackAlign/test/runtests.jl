@@ -37,9 +37,10 @@ relerr(a, b) = norm(a .- b) / max(norm(b), eps(Float32))
 const XX = Float32[0 0 1 1; 0 1 0 1]
 const XY = Float32[0 1 1 0]
 
-# The fixed batch of tests/interop/fa-model-roundtrip.c.
-fixed_x(n0, batch = 4) = Float32[((7i + 3j) % 11) / 10 - 0.5 for i in 0:n0-1, j in 0:batch-1]
-fixed_t(nl, batch = 4) = Float32[((5i + 2j) % 7) / 6 for i in 0:nl-1, j in 0:batch-1]
+# The fixed batch of tests/interop/fa-model-roundtrip.c, computed in Float32
+# arithmetic exactly as the C code does (in Float64 the last bits differ).
+fixed_x(n0, batch = 4) = Float32[Float32((7i + 3j) % 11) / 10f0 - 0.5f0 for i in 0:n0-1, j in 0:batch-1]
+fixed_t(nl, batch = 4) = Float32[Float32((5i + 2j) % 7) / 6f0 for i in 0:nl-1, j in 0:batch-1]
 
 # Data from a random teacher network: 3 classes, one-hot targets.
 function teacher_data(rng, n)
@@ -76,6 +77,20 @@ function report(passed, failed)
 end
 
 const TMP = mktempdir()
+
+# Create and drop n networks inside a function, so that no local variable of
+# the caller keeps the last one alive; returns weak references to a few.
+function churn_networks(n)
+    refs = WeakRef[]
+    for i in 1:n
+        net = Network([8, 16, 4], [:tanh, :identity]; seed = i)
+        i % 2 == 0 && train_step!(net, ones(Float32, 8, 2), zeros(Float32, 4, 2))
+        i % 700 == 0 && push!(refs, WeakRef(weights(net, 1)))  # views die too
+        i % 3 == 0 && close(net)                 # a mix of closed and not
+        i % 500 == 0 && push!(refs, WeakRef(net))
+    end
+    return refs
+end
 
 # A strategy written outside the package, as one is written for
 # LearningStrategies.jl (used in the "strategies" test set).
@@ -465,13 +480,7 @@ end
 
 @testset "garbage collection" begin
     # Thousands of networks created and dropped: finalizers free them.
-    refs = WeakRef[]
-    for i in 1:3000
-        net = Network([8, 16, 4], [:tanh, :identity]; seed = i)
-        i % 2 == 0 && train_step!(net, ones(Float32, 8, 2), zeros(Float32, 4, 2))
-        i % 3 == 0 && close(net)                 # a mix of closed and not
-        i % 500 == 0 && push!(refs, WeakRef(net))
-    end
+    refs = churn_networks(3000)
     GC.gc(); GC.gc()
     @test all(r -> r.value === nothing, refs)
     # Everything still works after the collections.
