@@ -1293,7 +1293,10 @@ plots(const config *c, const run *runs, int n)
         fprintf(f, "\nset title 'Angle between the rule''s hidden-layer "
                    "update and the backprop gradient'\n"
                    "set ylabel 'angle (degrees)'\nset key top right\n"
-                   "set yrange [0:*]\nplot ");
+                   "set yrange [0:*]\n"
+                   "# 90 degrees: the update is orthogonal to the gradient\n"
+                   "set arrow from graph 0, first 90 to graph 1, first 90 "
+                   "nohead dashtype 2\nplot ");
         bool first = true;
         for (int i = 0; i < n; i++) {
             if (runs[i].rule == FA_RULE_BP)
