@@ -552,6 +552,30 @@ end
     end
 end
 
+@testset "library lookup and version check" begin
+    # A fresh Julia process per case: the library is chosen when the package loads.
+    function load_with(lib)
+        env = copy(ENV)
+        env["FEEDBACKALIGN_LIB"] = lib
+        cmd = `$(Base.julia_cmd()) --startup-file=no --project=$(FA.PKGDIR) -e "using FeedbackAlign"`
+        err = IOBuffer()
+        p = run(pipeline(ignorestatus(setenv(cmd, env)); stdout = devnull, stderr = err))
+        return p.exitcode, String(take!(err))
+    end
+    interop = haskey(ENV, "FEEDBACKALIGN_LIB") ?
+        joinpath(dirname(ENV["FEEDBACKALIGN_LIB"]), "tests", "interop") : ""
+    wrong = joinpath(interop, "libfa-wrong-version.so")
+    @test isfile(wrong)      # built by tests/interop/meson.build
+    if isfile(wrong)
+        code, msg = load_with(wrong)
+        @test code != 0
+        @test occursin("version 0.0.99", msg) && occursin("needs version 0.1.0", msg)
+    end
+    code, msg = load_with(joinpath(TMP, "no-such-lib.so"))
+    @test code != 0 && occursin("FEEDBACKALIGN_LIB", msg) && occursin("not a file", msg)
+    @test FA.version_text(10203) == "1.2.3"
+end
+
 @testset "losses alone" begin
     Y = Float32[0.5 -1; 2 0]; T = Float32[0 1; 1 0]
     v, dY = loss_eval(:mse, Y, T)
