@@ -486,8 +486,23 @@ def time_rules(lib, gemm, sizes, opt, x, t, n_batches, batch, steps, repeats,
             for lst, dt in zip(times[rule], (t1 - t0, t2 - t1, t3 - t2)):
                 lst.append(dt / steps)
     f = statistics.median if stat == "median" else min
-    return {rule: (f(times[rule][0]), f(times[rule][1]), f(times[rule][2]),
-                   setup[rule][3]) for rule in RULES}
+    out = {rule: dict(lib=f(times[rule][0]), numpy=f(times[rule][1]),
+                      limit=f(times[rule][2]), flops=setup[rule][3])
+           for rule in RULES}
+    # Ratios from times taken within the same repeat (a few hundred ms
+    # apart) see the same load; with "median" they are the median of the
+    # per-repeat ratios, with "min" the ratio of the minima.
+    for rule in RULES:
+        lib_t, np_t, lim_t = times[rule]
+        pairs = {"speedup": (np_t, lib_t), "over_limit": (lib_t, lim_t),
+                 "lib_vs_bp": (lib_t, times["BP"][0]),
+                 "numpy_vs_bp": (np_t, times["BP"][1])}
+        for key, (num, den) in pairs.items():
+            if stat == "median":
+                out[rule][key] = statistics.median(a / b for a, b in zip(num, den))
+            else:
+                out[rule][key] = min(num) / min(den)
+    return out
 
 
 # -------------------------------------------------------------------- main
@@ -523,10 +538,10 @@ def main():
     ap.add_argument("--threads", default="1,2",
                     help="OpenBLAS thread counts, comma-separated [1,2]")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=10,
-                    help="steps per timed block [10]")
-    ap.add_argument("--repeats", type=int, default=9,
-                    help="timed repeats per rule [9]")
+    ap.add_argument("--steps", type=int, default=4,
+                    help="steps per timed block [4]")
+    ap.add_argument("--repeats", type=int, default=21,
+                    help="timed repeats per rule [21]")
     ap.add_argument("--stat", default="median", choices=["median", "min"],
                     help="statistic over the repeats; min suits a machine "
                          "shared with other jobs, where load only adds time "
@@ -598,17 +613,17 @@ def main():
                 res = time_rules(lib, gemm, sizes, opt, x, t, n_batches,
                                  args.batch, args.steps, args.repeats, args.stat)
                 for rule in RULES:
-                    tl, tn, tm, flops = res[rule]
+                    q = res[rule]
                     rows.append(dict(
                         arch=arch_name(sizes), rule=rule, optimizer=opt,
                         threads=nt, batch=args.batch,
-                        lib_epoch_s=tl * steps_per_epoch,
-                        numpy_epoch_s=tn * steps_per_epoch,
-                        limit_epoch_s=tm * steps_per_epoch,
-                        lib_speedup_vs_numpy=tn / tl, lib_over_limit=tl / tm,
-                        lib_vs_bp=tl / res["BP"][0],
-                        numpy_vs_bp=tn / res["BP"][1],
-                        lib_gflops=flops / tl * 1e-9))
+                        lib_epoch_s=q["lib"] * steps_per_epoch,
+                        numpy_epoch_s=q["numpy"] * steps_per_epoch,
+                        limit_epoch_s=q["limit"] * steps_per_epoch,
+                        lib_speedup_vs_numpy=q["speedup"],
+                        lib_over_limit=q["over_limit"],
+                        lib_vs_bp=q["lib_vs_bp"], numpy_vs_bp=q["numpy_vs_bp"],
+                        lib_gflops=q["flops"] / q["lib"] * 1e-9))
                     r = rows[-1]
                     print("timed %s %s %s threads %d: lib %.2f s, numpy %.2f s,"
                           " limit %.2f s per epoch" % (
