@@ -14,7 +14,10 @@ Where the library is looked for, in order:
 1. the environment variable `FEEDBACKALIGN_LIB` (a path to the .so; if set it
    is the only candidate, so a typo is reported rather than silently ignored);
 2. meson build directories `../../build*/libfeedbackalign.so` relative to this
-   package, i.e. `build*/` at the top of the source tree, newest first;
+   package, i.e. `build*/` at the top of the source tree: `build/` first, then
+   the others newest first, leaving out sanitizer builds (a library linked
+   against libasan/libubsan/libtsan cannot be loaded into a process that did
+   not start with that runtime: the runtime aborts the process);
 3. the installed `libfeedbackalign.so.0`, through the system's loader.
 """
 function library_candidates()
@@ -26,12 +29,18 @@ function library_candidates()
         for d in readdir(root)
             startswith(d, "build") || continue
             p = joinpath(root, d, "libfeedbackalign.so")
-            isfile(p) && push!(found, p)
+            isfile(p) && !sanitizer_build(p) && push!(found, p)
         end
     end
-    sort!(found; by = p -> mtime(p), rev = true)
+    sort!(found; by = p -> (basename(dirname(p)) != "build", -mtime(p)))
     push!(found, "libfeedbackalign.so.0")
     return found
+end
+
+"""True if the shared library at `path` links a sanitizer runtime."""
+function sanitizer_build(path)
+    text = try read(path, String) catch; return true end
+    return any(name -> occursin(name, text), ("libasan.so", "libubsan.so", "libtsan.so", "liblsan.so"))
 end
 
 function load_library!()

@@ -111,6 +111,12 @@ ts = try
     # Every function pointer was resolved.
     @test all(p -> p[2][] != C_NULL, FA.LibFA.SYMBOLS)
     @test occursin("FA_ERR_SIZE", unsafe_string(FA.LibFA.fa_status_string(-3)))
+    # Lookup order without the override: build directories, then the system.
+    cands = withenv(() -> FA.library_candidates(), "FEEDBACKALIGN_LIB" => nothing)
+    @test cands[end] == "libfeedbackalign.so.0"
+    @test all(c -> !FA.sanitizer_build(c), cands[1:end-1])
+    @test withenv(() -> FA.library_candidates(), "FEEDBACKALIGN_LIB" => "/x/y.so") == ["/x/y.so"]
+    @test !FA.sanitizer_build(FA.library_path())
 end
 
 @testset "BLAS of Julia and of the library in one process" begin
