@@ -21,11 +21,11 @@ typedef struct ref_opt {
 } ref_opt;
 
 /* One step of the header's formulas; g already includes weight decay. */
-static void ref_step(ref_opt *o, double *p, const double *g, double lr, double mu,
-                     double b1, double b2, double eps, double rho)
+static void ref_step(ref_opt *o, double *p, const double *g, int64_t n, double lr,
+                     double mu, double b1, double b2, double eps, double rho)
 {
     o->t++;
-    for (int k = 0; k < NP; k++) {
+    for (int64_t k = 0; k < n; k++) {
         switch (o->kind) {
         case FA_OPT_SGD: p[k] -= lr * g[k]; break;
         case FA_OPT_MOMENTUM:
@@ -91,7 +91,7 @@ START_TEST(test_formulas)
         for (int64_t k = 0; k < n; k++)
             gd[k] = gf[k] + (with_wd && is_weight(k) ? wd[s] * p[k] : 0.0);
         TU_OK(fa_net_apply_update(net, gf, n));
-        ref_step(&o, p, gd, lr[s], mu[s], b1[s], b2[s], eps[s], rho[s]);
+        ref_step(&o, p, gd, n, lr[s], mu[s], b1[s], b2[s], eps[s], rho[s]);
         float got[NP];
         TU_OK(fa_net_get_params(net, got, n));
         char what[64];
