@@ -516,8 +516,10 @@ def parse_arch(spec):
             sizes += [int(w)] * int(r)
         else:
             sizes.append(int(part))
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError("bad architecture %r" % spec)
+    # At least one hidden layer: without one the three rules are the same.
+    if len(sizes) < 3 or min(sizes) < 1:
+        raise ValueError("bad architecture %r: need input-hidden...-output, "
+                         "every width >= 1" % spec)
     return sizes
 
 
