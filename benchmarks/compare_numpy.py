@@ -333,7 +333,9 @@ def agreement(before, lib_after, np_after):
         u_np = b.astype(np.float64) - p0
         du2 += float(((u_lib - u_np) ** 2).sum())
         u2 += float((u_np ** 2).sum())
-    return dp / pmax, math.sqrt(du2 / u2) if u2 > 0 else float("inf")
+    if u2 == 0.0:  # no update at all (e.g. one softmax output): must match
+        return dp / pmax, 0.0 if du2 == 0.0 else float("inf")
+    return dp / pmax, math.sqrt(du2 / u2)
 
 
 def make_pair(lib, sizes, rule, opt, seed=2024):
@@ -347,7 +349,7 @@ def check_one_step(lib, sizes, rule, opt, x, t):
     loss_lib = net.step(x, t)
     loss_np = ref.step(x, t)
     rel_p, rel_u = agreement(before, net.layers(), ref.params)
-    rel_loss = abs(loss_lib - loss_np) / abs(loss_np)
+    rel_loss = abs(loss_lib - loss_np) / max(abs(loss_np), 1e-30)
     # Float32 rounding of the same sums in another order stays near 1e-6 of
     # the update under SGD; a wrong rule, layout or transpose shows as O(1).
     # Adam's first step is lr * g / (|g| + eps), about lr * sign(g): where
