@@ -587,8 +587,7 @@ def main():
         data[tuple(sizes)] = load_data(args.data, sizes[0], sizes[-1], args.batch)
         x, t, _, source = data[tuple(sizes)]
         print("data for %s: %s" % (arch_name(sizes), source))
-        check_opts = ["sgd", "adam"] if args.check_only else opts
-        for opt in check_opts:
+        for opt in OPTS:  # both optimisers, whichever is timed
             for rule in RULES:
                 try:
                     ok &= check_one_step(lib, sizes, rule, opt, x[:args.batch],
