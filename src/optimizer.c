@@ -20,8 +20,9 @@ int64_t fa_optimizer_state_len(const fa_net *net)
 
 /* One optimiser update of count parameters p with direction g (plus
  * wd * p), state vectors s1, s2 (velocity/first moment, second moment). */
-static void update_segment(const fa_net *net, float *p, const float *g,
-                           float *s1, float *s2, int64_t count, float wd,
+static void update_segment(const fa_net *net, float *p,
+                           const float *g, float *restrict s1,
+                           float *restrict s2, int64_t count, float wd,
                            float bc1, float bc2)
 {
     const float lr = (float)net->hp[FA_HP_LR];
