@@ -240,10 +240,13 @@ read_body(gzFile gz, const char *path, const uint32_t *dims, int ndims,
         done += got;
         const char *why = gz_failure(gz, path);
         if (rc != 0 || why != NULL) {
+            /* zlib decodes ahead, so `done` understates where the damage
+             * is: report the failure, not a position. */
             set_err(err, errlen,
-                    "%s: corrupt or truncated data after %zu of the %zu "
-                    "bytes that dimensions %s declare: %s", path, done, total,
-                    shape, why ? why : "read error");
+                    "%s: %s while reading the %zu bytes that dimensions %s "
+                    "declare: %s", path,
+                    gzdirect(gz) ? "read error" : "corrupt or truncated gzip data",
+                    total, shape, why ? why : "read error");
             free(buf);
             return IDX_ERR_FORMAT;
         }
