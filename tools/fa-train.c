@@ -386,7 +386,6 @@ static bool
 convert(int id, const char *v, config *c)
 {
     const char *n = opts[id].name;
-    int32_t i32 = 0;
     switch (id) {
     case O_DATA: c->data_dir = v; return true;
     case O_VAL: return parse_long(n, v, 0, INT32_MAX, &c->val);
@@ -446,7 +445,7 @@ convert(int id, const char *v, config *c)
         return parse_long(n, v, 0, 1000000, &c->align_batch);
     case O_PROGRESS: return parse_enum(n, v, progress_names, &c->progress);
     case O_HELP: c->help = true; return true;
-    default: (void)i32; return false;
+    default: return false;
     }
 }
 
