@@ -79,12 +79,13 @@ START_TEST(test_wrap_sees_library)
 }
 END_TEST
 
+/* Every rule with every optimiser (_i = rule + FA_N_RULES * optimizer). */
 START_TEST(test_steady_loop)
 {
-    int32_t rule = _i;
+    int32_t rule = _i % FA_N_RULES, opt = _i / FA_N_RULES;
     fa_net *net = tu_net(3, sizes, acts, FA_LOSS_SOFTMAX_CE, 2);
     TU_OK(fa_net_set_rule(net, rule));
-    TU_OK(fa_net_set_optimizer(net, FA_OPT_ADAM));
+    TU_OK(fa_net_set_optimizer(net, opt));
     TU_OK(fa_net_set_dropout(net, 1, 0.2));
     int64_t n = tu_param_count(net);
     float *grad = malloc((size_t)n * sizeof *grad);
@@ -105,8 +106,8 @@ START_TEST(test_steady_loop)
     count_off();
     ck_assert_int_eq(rc, FA_OK);
     ck_assert_msg(n_alloc == 0 && n_free == 0,
-                  "rule %d: 100 train steps made %ld allocations, %ld frees", rule, n_alloc,
-                  n_free);
+                  "rule %d, optimizer %d: 100 train steps made %ld allocations, %ld frees",
+                  rule, opt, n_alloc, n_free);
 
     count_on();
     for (int s = 0; s < 20 && rc == FA_OK; s++) {
@@ -125,8 +126,8 @@ START_TEST(test_steady_loop)
     count_off();
     ck_assert_int_eq(rc, FA_OK);
     ck_assert_msg(n_alloc == 0 && n_free == 0,
-                  "rule %d: split steps / forward / loss / alignment made %ld allocations",
-                  rule, n_alloc);
+                  "rule %d, optimizer %d: split steps / forward / loss / alignment made "
+                  "%ld allocations", rule, opt, n_alloc);
     free(grad);
     fa_net_free(net);
 }
@@ -154,7 +155,7 @@ static Suite *noalloc_suite(void)
     Suite *s = suite_create("noalloc");
     TCase *tc = tcase_create("noalloc");
     tcase_add_test(tc, test_wrap_sees_library);
-    tcase_add_loop_test(tc, test_steady_loop, 0, FA_N_RULES);
+    tcase_add_loop_test(tc, test_steady_loop, 0, FA_N_RULES * FA_N_OPTIMIZERS);
     tcase_add_test(tc, test_reserve);
     suite_add_tcase(s, tc);
     return s;
