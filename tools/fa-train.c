@@ -791,7 +791,11 @@ format_angles(char *buf, size_t len, const float *a, int32_t n)
     buf[0] = '\0';
     for (int32_t i = 0; i < n; i++) {
         size_t used = strlen(buf);
-        snprintf(buf + used, len - used, "%s%.1f", i ? " " : "", (double)a[i]);
+        if (isnan(a[i])) /* not measured (--align-batch 0) */
+            snprintf(buf + used, len - used, "%s-", i ? " " : "");
+        else
+            snprintf(buf + used, len - used, "%s%.1f", i ? " " : "",
+                     (double)a[i]);
     }
     if (n == 0)
         snprintf(buf, len, "-");
@@ -811,9 +815,12 @@ log_row(FILE *log, const run *r, int32_t e, double lr, int32_t n_train)
         fprintf(log, "%.4f", r->val_acc[e]);
     fprintf(log, ",%.4f,%.4f,%.1f", r->test_acc[e], es,
             es > 0 ? (double)n_train / es : 0.0);
-    for (int32_t l = 0; l < r->n_layers - 1; l++)
-        fprintf(log, ",%.3f",
-                (double)r->angles[(size_t)e * (size_t)(r->n_layers - 1) + (size_t)l]);
+    for (int32_t l = 0; l < r->n_layers - 1; l++) {
+        float a = r->angles[(size_t)e * (size_t)(r->n_layers - 1) + (size_t)l];
+        fprintf(log, ",");
+        if (!isnan(a))
+            fprintf(log, "%.3f", (double)a);
+    }
     fprintf(log, "\n");
     fflush(log);
 }

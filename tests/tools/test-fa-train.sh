@@ -106,6 +106,15 @@ else
     fail "--val: $(head -n 3 "$TMP/val.txt")"
 fi
 
+# --- the progress bar (forced on: stderr is not a terminal here) ---------
+if "$FA_TRAIN" --data "$TMP/data" --threads 1 --arch 64-32-10 --epochs 1 \
+    --progress on >"$TMP/bar.out" 2>"$TMP/bar.err" \
+    && grep -q 'batches .* ex/s .*loss .*ETA' "$TMP/bar.err"; then
+    pass "progress bar"
+else
+    fail "progress bar: $(head -c 300 "$TMP/bar.err")"
+fi
+
 # --- --compare: table, curves, plots --------------------------------------
 "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --compare bp,fa,dfa --epochs 2 \
     --out "$TMP/cmp" >"$TMP/cmp.txt" 2>&1
