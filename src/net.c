@@ -51,6 +51,17 @@ static int check_net(const fa_net *net, const char *fn)
     return FA_OK;
 }
 
+/* A getter's two checks: the handle, and where to write the answer. */
+static int check_out(const fa_net *net, const void *out, const char *name, const char *fn)
+{
+    int rc = check_net(net, fn);
+    if (rc)
+        return rc;
+    if (!out)
+        return fa_fail(FA_ERR_NULL, fn, "%s is NULL (expected somewhere to write it)", name);
+    return FA_OK;
+}
+
 /* A (rows, batch) buffer with leading dimension ld. */
 static int check_matrix(const float *p, const char *name, int32_t rows,
                         int32_t ld, const char *ldname, const char *fn)
@@ -247,11 +258,9 @@ FA_API void fa_net_free(fa_net *net)
 FA_API int fa_net_num_layers(const fa_net *net, int32_t *n_layers)
 {
     static const char fn[] = "fa_net_num_layers";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, n_layers, "n_layers", fn);
     if (rc)
         return rc;
-    if (!n_layers)
-        return fa_fail(FA_ERR_NULL, fn, "n_layers is NULL");
     *n_layers = net->n_layers;
     return FA_OK;
 }
@@ -273,11 +282,9 @@ FA_API int fa_net_get_sizes(const fa_net *net, int32_t *sizes, int64_t n)
 FA_API int fa_net_get_activation(const fa_net *net, int32_t layer, int32_t *activation)
 {
     static const char fn[] = "fa_net_get_activation";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, activation, "activation", fn);
     if (rc)
         return rc;
-    if (!activation)
-        return fa_fail(FA_ERR_NULL, fn, "activation is NULL");
     if ((rc = check_layer(net, layer, 1, net->n_layers, fn)))
         return rc;
     *activation = net->act[layer];
@@ -287,11 +294,9 @@ FA_API int fa_net_get_activation(const fa_net *net, int32_t layer, int32_t *acti
 FA_API int fa_net_get_loss(const fa_net *net, int32_t *loss)
 {
     static const char fn[] = "fa_net_get_loss";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, loss, "loss", fn);
     if (rc)
         return rc;
-    if (!loss)
-        return fa_fail(FA_ERR_NULL, fn, "loss is NULL");
     *loss = net->loss;
     return FA_OK;
 }
@@ -421,11 +426,9 @@ FA_API int fa_net_set_rule(fa_net *net, int32_t rule)
 FA_API int fa_net_get_rule(const fa_net *net, int32_t *rule)
 {
     static const char fn[] = "fa_net_get_rule";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, rule, "rule", fn);
     if (rc)
         return rc;
-    if (!rule)
-        return fa_fail(FA_ERR_NULL, fn, "rule is NULL");
     *rule = net->rule;
     return FA_OK;
 }
@@ -466,11 +469,9 @@ FA_API int fa_net_set_dfa_variant(fa_net *net, int32_t variant)
 FA_API int fa_net_get_dfa_variant(const fa_net *net, int32_t *variant)
 {
     static const char fn[] = "fa_net_get_dfa_variant";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, variant, "variant", fn);
     if (rc)
         return rc;
-    if (!variant)
-        return fa_fail(FA_ERR_NULL, fn, "variant is NULL");
     *variant = net->dfa_variant;
     return FA_OK;
 }
@@ -605,11 +606,9 @@ FA_API int fa_net_set_dropout(fa_net *net, int32_t layer, double p)
 FA_API int fa_net_get_dropout(const fa_net *net, int32_t layer, double *p)
 {
     static const char fn[] = "fa_net_get_dropout";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, p, "p", fn);
     if (rc)
         return rc;
-    if (!p)
-        return fa_fail(FA_ERR_NULL, fn, "p is NULL");
     if (net->n_layers < 2)
         return fa_fail(FA_ERR_ARG, fn, "a one-layer network has no hidden layer");
     if ((rc = check_layer(net, layer, 1, net->n_layers - 1, fn)))
@@ -637,11 +636,9 @@ FA_API int fa_net_set_optimizer(fa_net *net, int32_t optimizer)
 FA_API int fa_net_get_optimizer(const fa_net *net, int32_t *optimizer)
 {
     static const char fn[] = "fa_net_get_optimizer";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, optimizer, "optimizer", fn);
     if (rc)
         return rc;
-    if (!optimizer)
-        return fa_fail(FA_ERR_NULL, fn, "optimizer is NULL");
     *optimizer = net->optimizer;
     return FA_OK;
 }
@@ -685,11 +682,9 @@ FA_API int fa_net_set_hparam(fa_net *net, int32_t hparam, double value)
 FA_API int fa_net_get_hparam(const fa_net *net, int32_t hparam, double *value)
 {
     static const char fn[] = "fa_net_get_hparam";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, value, "value", fn);
     if (rc)
         return rc;
-    if (!value)
-        return fa_fail(FA_ERR_NULL, fn, "value is NULL");
     if (hparam < 0 || hparam >= FA_N_HPARAMS)
         return fa_fail(FA_ERR_ARG, fn, "hparam = %d is not a fa_hparam (expected 0..%d)",
                        (int)hparam, FA_N_HPARAMS - 1);
@@ -854,11 +849,9 @@ FA_API int fa_net_apply_update(fa_net *net, const float *grad, int64_t n)
 FA_API int fa_net_param_count(const fa_net *net, int64_t *count)
 {
     static const char fn[] = "fa_net_param_count";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, count, "count", fn);
     if (rc)
         return rc;
-    if (!count)
-        return fa_fail(FA_ERR_NULL, fn, "count is NULL");
     *count = net->n_params;
     return FA_OK;
 }
@@ -900,11 +893,9 @@ FA_API int fa_net_set_params(fa_net *net, const float *buf, int64_t n)
 FA_API int fa_net_params_data(const fa_net *net, const float **data)
 {
     static const char fn[] = "fa_net_params_data";
-    int rc = check_net(net, fn);
+    int rc = check_out(net, data, "data", fn);
     if (rc)
         return rc;
-    if (!data)
-        return fa_fail(FA_ERR_NULL, fn, "data is NULL");
     *data = net->params;
     return FA_OK;
 }
