@@ -21,7 +21,7 @@ set -euo pipefail
 log() { echo "install-julia: $*" >&2; }
 die() { echo "install-julia: error: $*" >&2; exit 1; }
 
-PREFIX="${1:-${FEEDBACKALIGN_JULIA_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/feedbackalign-julia}}"
+PREFIX="${1:-${FEEDBACKALIGN_JULIA_PREFIX:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/feedbackalign-julia}}"
 case "$PREFIX" in
   /|/usr|/usr/*|/bin|/bin/*|/lib|/lib/*|/etc|/etc/*|/var|/var/*|/sbin|/sbin/*)
     die "PREFIX '$PREFIX' is a system directory; choose a private one" ;;
