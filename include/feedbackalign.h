@@ -26,6 +26,9 @@
  * - A handle may be used by one thread at a time; different handles may be
  *   used concurrently.  The library has no global mutable state except the
  *   thread-local error message.  It never prints, aborts or exits.
+ * - Determinism: the handle's RNG (weights, feedback, dropout) is seeded by
+ *   the caller; the same seed, inputs, OpenBLAS thread count and platform
+ *   (libm, OpenBLAS build) give bitwise-equal results.
  * - Every enum below has fixed, documented values that are part of the ABI
  *   and are never renumbered; callers without this header (Julia's ccall) may
  *   use the numbers directly.
@@ -196,7 +199,10 @@ typedef enum fa_optimizer {
 } fa_optimizer;
 
 /** Hyperparameters, settable at any time between steps (a caller may run a
- *  schedule).  Defaults in brackets. */
+ *  schedule).  Defaults in brackets.  Values are judged as the floats the
+ *  optimiser computes with: "> 0" means at least FLT_MIN (1.2e-38), every
+ *  bound above is at most FLT_MAX (3.4e38), and "[0,1)" means below 1 even
+ *  after rounding to float (0.9999999999 is refused: it would round to 1). */
 typedef enum fa_hparam {
     FA_HP_LR = 0,           /**< learning rate, > 0            [0.01]  */
     FA_HP_MOMENTUM = 1,     /**< mu of MOMENTUM/NESTEROV, [0,1) [0.9]   */
@@ -219,7 +225,7 @@ typedef struct fa_net fa_net;
 /** Create a network.
  *  out          receives the new handle (set to NULL on failure); free it
  *               with fa_net_free.
- *  n_layers     L >= 1, the number of weight layers.
+ *  n_layers     L, the number of weight layers, 1 <= L <= 100000.
  *  sizes        (L+1) entries n_0..n_L, each >= 1; read during the call only.
  *  activations  L entries (fa_activation) for layers 1..L; read only.
  *  loss         fa_loss; SOFTMAX_CE and SIGMOID_BCE need FA_ACT_IDENTITY on
@@ -229,8 +235,8 @@ typedef struct fa_net fa_net;
  *  hyperparameters, no dropout, weights from FA_INIT_DEFAULT and feedback
  *  initialisation (FA_DIST_UNIFORM, FA_SCALE_AUTO).
  *  Errors: FA_ERR_NULL, FA_ERR_ARG (unknown enum, bad loss/activation
- *  pair), FA_ERR_SIZE (L < 1, a size < 1, parameter count overflow),
- *  FA_ERR_NOMEM. */
+ *  pair), FA_ERR_SIZE (L out of range, a size < 1, more than 2^40
+ *  parameters), FA_ERR_NOMEM. */
 FA_API int fa_net_create(fa_net **out, int32_t n_layers, const int32_t *sizes,
                          const int32_t *activations, int32_t loss,
                          uint64_t seed);
@@ -277,8 +283,8 @@ FA_API int fa_net_set_rule(fa_net *net, int32_t rule);
 FA_API int fa_net_get_rule(const fa_net *net, int32_t *rule);
 
 /** Choose how feedback matrices are drawn from now on: distribution
- *  (fa_distribution) and scale s (> 0, or FA_SCALE_AUTO == 0 for
- *  1/sqrt(width of the receiving layer)).  Matrices already drawn are
+ *  (fa_distribution) and scale s (a float in [FLT_MIN, FLT_MAX], or
+ *  FA_SCALE_AUTO == 0 for 1/sqrt(width of the receiving layer)).  Matrices already drawn are
  *  redrawn with the new setting (so this also serves to resample them);
  *  matrices not yet needed are drawn later, when their rule is first set.
  *  Errors: FA_ERR_NULL, FA_ERR_ARG (unknown distribution, scale < 0 or not
@@ -364,8 +370,9 @@ FA_API int fa_net_reset_optimizer(fa_net *net);
  *     fused losses y holds probabilities (softmax / sigmoid of the logits).
  *  x and y must not overlap.  May grow the workspaces (see fa_net_reserve).
  *  Errors: FA_ERR_NULL, FA_ERR_SIZE (batch < 1, ld too small),
- *  FA_ERR_NONFINITE (NaN or infinity in x; the message gives its row and
- *  column), FA_ERR_NOMEM. */
+ *  FA_ERR_NONFINITE (NaN or infinity in x, the message gives its row and
+ *  column; or a non-finite network output from diverged parameters, y
+ *  then unchanged), FA_ERR_NOMEM. */
 FA_API int fa_net_forward(fa_net *net, const float *x, int32_t ldx,
                           int32_t batch, float *y, int32_t ldy);
 
@@ -382,9 +389,13 @@ FA_API int fa_net_loss(fa_net *net, const float *x, int32_t ldx,
  *  only, and must be finite (checked).  loss (may be NULL) receives the
  *  batch's mean loss before the update.
  *  If the loss or any gradient entry is not finite the step returns
- *  FA_ERR_NONFINITE and leaves the parameters and the optimiser state
- *  exactly as they were.  Allocates nothing once the workspaces are large
- *  enough for batch.
+ *  FA_ERR_NONFINITE and leaves the parameters, the optimiser state and the
+ *  RNG exactly as they were.  One failure can only be seen after the fact:
+ *  if the gradient is finite but the optimiser step itself overflows the
+ *  float range (a learning rate or weight decay far too large), the step
+ *  returns FA_ERR_NONFINITE with parameters that are no longer finite; the
+ *  message says so, and fa_net_set_params or fa_net_load restores them.
+ *  Allocates nothing once the workspaces are large enough for batch.
  *  Errors: FA_ERR_NULL, FA_ERR_SIZE, FA_ERR_NONFINITE, FA_ERR_NOMEM. */
 FA_API int fa_net_train_step(fa_net *net, const float *x, int32_t ldx,
                              const float *t, int32_t ldt, int32_t batch,
@@ -407,7 +418,8 @@ FA_API int fa_net_compute_update(fa_net *net, const float *x, int32_t ldx,
  *  entries, layout as fa_net_compute_update; read only) as the update
  *  direction.  Weight decay is added here.
  *  Errors: FA_ERR_NULL, FA_ERR_SIZE (n), FA_ERR_NONFINITE (grad holds NaN
- *  or infinity; nothing changes). */
+ *  or infinity: nothing changes; or the step overflowed, as described at
+ *  fa_net_train_step). */
 FA_API int fa_net_apply_update(fa_net *net, const float *grad, int64_t n);
 
 /* --------------------------------------------------------------- parameters */

@@ -183,9 +183,18 @@ void fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx,
                      const float *t, int32_t ldt, int32_t batch, int train,
                      float *grad, double *loss);
 
-/* optimizer.c: one step of the net's optimiser with direction grad. */
-void fa_optimizer_step(fa_net *net, const float *grad);
+/* optimizer.c: one step of the net's optimiser with direction grad.
+ * Returns nonzero if the step overflowed: some parameter is no longer
+ * finite (the gradient was finite, so only a huge learning rate or weight
+ * decay gets here). */
+int fa_optimizer_step(fa_net *net, const float *grad);
 int64_t fa_optimizer_state_len(const fa_net *net); /* floats used in opt_state */
+
+/* net.c: the valid hyperparameter values and feedback scales (judged as
+ * the floats the library computes with); *want describes the range. */
+int fa_hparam_valid(int32_t hparam, double value, const char **want);
+const char *fa_hparam_name(int32_t hparam);
+int fa_scale_valid(double scale);
 
 /* net.c: check count floats for NaN/inf; index of the first bad one or -1. */
 int64_t fa_find_nonfinite(const float *p, int64_t count);

@@ -588,33 +588,6 @@ static int parse_structure(const unsigned char *buf, size_t size, header *h,
     return FA_OK;
 }
 
-/* Allowed ranges of the hyperparameters, as documented at fa_hparam. */
-static const struct {
-    const char *name;
-    double lo, hi;
-    int lo_open, hi_open;
-} hp_range[FA_N_HPARAMS] = {
-    [FA_HP_LR] = {"learning rate", 0.0, HUGE_VAL, 1, 1},
-    [FA_HP_MOMENTUM] = {"momentum", 0.0, 1.0, 0, 1},
-    [FA_HP_BETA1] = {"beta1", 0.0, 1.0, 0, 1},
-    [FA_HP_BETA2] = {"beta2", 0.0, 1.0, 0, 1},
-    [FA_HP_EPSILON] = {"epsilon", 0.0, HUGE_VAL, 1, 1},
-    [FA_HP_WEIGHT_DECAY] = {"weight decay", 0.0, HUGE_VAL, 0, 1},
-    [FA_HP_RMS_DECAY] = {"RMSprop decay", 0.0, 1.0, 0, 1},
-    [FA_HP_LEAKY_SLOPE] = {"leaky ReLU slope", 0.0, 1.0, 0, 0},
-};
-
-static int in_range(double v, int i)
-{
-    if (!isfinite(v))
-        return 0;
-    if (hp_range[i].lo_open ? !(v > hp_range[i].lo) : !(v >= hp_range[i].lo))
-        return 0;
-    if (hp_range[i].hi_open ? !(v < hp_range[i].hi) : !(v <= hp_range[i].hi))
-        return 0;
-    return 1;
-}
-
 /* Values that the structure does not constrain: enums, hyperparameters,
  * dropout rates, step count, RNG state. */
 static int check_values(const header *h, const char *func)
@@ -642,14 +615,15 @@ static int check_values(const header *h, const char *func)
     if (h->optimizer >= FA_N_OPTIMIZERS)
         return fa_fail(FA_ERR_FORMAT, func, "optimizer out of range (%lu)",
                        (unsigned long)h->optimizer);
-    if (!isfinite(h->fb_scale) || h->fb_scale < 0.0)
+    if (!fa_scale_valid(h->fb_scale))
         return fa_fail(FA_ERR_FORMAT, func, "feedback scale out of range (%g)",
                        h->fb_scale);
     for (int i = 0; i < FA_N_HPARAMS; i++) {
-        if (!in_range(h->hp[i], i))
+        const char *want = "";
+        if (!fa_hparam_valid(i, h->hp[i], &want))
             return fa_fail(FA_ERR_FORMAT, func,
-                           "hyperparameter %d (%s) out of range (%g)", i,
-                           hp_range[i].name, h->hp[i]);
+                           "hyperparameter %d, %s, out of range (%g): expected %s", i,
+                           fa_hparam_name(i), h->hp[i], want);
     }
     for (int32_t l = 1; l < L; l++) {
         double p = h->dropout[l];

@@ -1,6 +1,7 @@
 /* net.c -- the handle: creation, layout of the flat blocks, validation of
  * every public argument, workspaces, and the step driver that joins the
  * rules (rules.c) to the optimiser (optimizer.c). */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,52 @@ static const double fa_hp_default[FA_N_HPARAMS] = {
 };
 
 static const char *const fa_hp_name[FA_N_HPARAMS] = {
-    "FA_HP_LR",    "FA_HP_MOMENTUM", "FA_HP_BETA1",     "FA_HP_BETA2",
-    "FA_HP_EPSILON", "FA_HP_WEIGHT_DECAY", "FA_HP_RMS_DECAY", "FA_HP_LEAKY_SLOPE",
+    [FA_HP_LR] = "FA_HP_LR (learning rate)",
+    [FA_HP_MOMENTUM] = "FA_HP_MOMENTUM (momentum)",
+    [FA_HP_BETA1] = "FA_HP_BETA1 (beta1)",
+    [FA_HP_BETA2] = "FA_HP_BETA2 (beta2)",
+    [FA_HP_EPSILON] = "FA_HP_EPSILON (epsilon)",
+    [FA_HP_WEIGHT_DECAY] = "FA_HP_WEIGHT_DECAY (weight decay)",
+    [FA_HP_RMS_DECAY] = "FA_HP_RMS_DECAY (RMSprop decay)",
+    [FA_HP_LEAKY_SLOPE] = "FA_HP_LEAKY_SLOPE (leaky ReLU slope)",
 };
+
+const char *fa_hparam_name(int32_t hparam)
+{
+    return hparam >= 0 && hparam < FA_N_HPARAMS ? fa_hp_name[hparam] : "unknown";
+}
+
+/* The one definition of the valid hyperparameter values, for
+ * fa_net_set_hparam and for model files.  Values are judged after the
+ * conversion to float that the optimiser computes in: 1e-50 is not a usable
+ * learning rate (it becomes 0), nor 1e39 (inf), nor 0.9999999999 a usable
+ * beta2 (it rounds to 1, and 1 - beta2 to 0). */
+int fa_hparam_valid(int32_t hparam, double value, const char **want)
+{
+    const float f = (float)value;
+    const int fin = isfinite(value) && isfinite(f);
+    switch (hparam) {
+    case FA_HP_LR:
+    case FA_HP_EPSILON:
+        *want = "a float >= 1.2e-38 (FLT_MIN) and <= 3.4e38 (FLT_MAX)";
+        return fin && f >= FLT_MIN;
+    case FA_HP_WEIGHT_DECAY:
+        *want = "a float >= 0 and <= 3.4e38 (FLT_MAX)";
+        return fin && value >= 0;
+    case FA_HP_LEAKY_SLOPE:
+        *want = "a value in [0, 1]";
+        return value >= 0 && value <= 1;
+    default: /* momentum, betas, RMSprop decay */
+        *want = "a value in [0, 1) that stays below 1 as a float";
+        return value >= 0 && f < 1.0f;
+    }
+}
+
+int fa_scale_valid(double scale)
+{
+    const float f = (float)scale;
+    return scale == 0.0 || (isfinite(scale) && isfinite(f) && f >= FLT_MIN);
+}
 
 int64_t fa_find_nonfinite(const float *p, int64_t count)
 {
@@ -443,9 +487,9 @@ FA_API int fa_net_set_feedback_init(fa_net *net, int32_t distribution, double sc
         return fa_fail(FA_ERR_ARG, fn,
                        "distribution = %d is not a fa_distribution (expected 0..%d)",
                        (int)distribution, FA_N_DISTRIBUTIONS - 1);
-    if (!isfinite(scale) || scale < 0)
-        return fa_fail(FA_ERR_ARG, fn,
-                       "scale = %g, expected a finite value > 0, or 0 (FA_SCALE_AUTO)", scale);
+    if (!fa_scale_valid(scale))
+        return fa_fail(FA_ERR_ARG, fn, "scale = %g, expected a float in [1.2e-38, 3.4e38], "
+                       "or 0 (FA_SCALE_AUTO)", scale);
     net->fb_dist = distribution;
     net->fb_scale = scale;
     fa_net_draw_feedback(net, FA_RULE_FA);
@@ -652,28 +696,8 @@ FA_API int fa_net_set_hparam(fa_net *net, int32_t hparam, double value)
     if (hparam < 0 || hparam >= FA_N_HPARAMS)
         return fa_fail(FA_ERR_ARG, fn, "hparam = %d is not a fa_hparam (expected 0..%d)",
                        (int)hparam, FA_N_HPARAMS - 1);
-    int ok;
-    const char *want;
-    switch (hparam) {
-    case FA_HP_LR:
-    case FA_HP_EPSILON:
-        ok = value > 0 && isfinite(value);
-        want = "a finite value > 0";
-        break;
-    case FA_HP_WEIGHT_DECAY:
-        ok = value >= 0 && isfinite(value);
-        want = "a finite value >= 0";
-        break;
-    case FA_HP_LEAKY_SLOPE:
-        ok = value >= 0 && value <= 1;
-        want = "a value in [0, 1]";
-        break;
-    default: /* momentum, betas, rms decay */
-        ok = value >= 0 && value < 1;
-        want = "a value in [0, 1)";
-        break;
-    }
-    if (!ok)
+    const char *want = "";
+    if (!fa_hparam_valid(hparam, value, &want))
         return fa_fail(FA_ERR_ARG, fn, "%s = %g, expected %s", fa_hp_name[hparam], value, want);
     net->hp[hparam] = value;
     return FA_OK;
@@ -711,8 +735,8 @@ static int check_finite(const float *p, const char *name, int32_t rows, int32_t 
     for (int32_t j = 0; j < batch; j++) {
         int64_t i = fa_find_nonfinite(p + (size_t)j * (size_t)ld, rows);
         if (i >= 0)
-            return fa_fail(FA_ERR_NONFINITE, fn, "%s[%lld, %d] (0-based row, column) is "
-                           "not finite", name, (long long)i, (int)j);
+            return fa_fail(FA_ERR_NONFINITE, fn, "%s has a NaN or infinity at row %lld, "
+                           "column %d (0-based)", name, (long long)i, (int)j);
     }
     return FA_OK;
 }
@@ -747,6 +771,10 @@ FA_API int fa_net_forward(fa_net *net, const float *x, int32_t ldx, int32_t batc
         (rc = fa_net_ensure_workspace(net, batch, fn)))
         return rc;
     fa_forward_pass(net, x, ldx, batch, 0);
+    rc = check_finite(net->z[L], "the network output (diverged parameters?)", nL, nL,
+                      batch, fn);
+    if (rc)
+        return rc;
     for (int32_t j = 0; j < batch; j++)
         memcpy(y + (size_t)j * (size_t)ldy, net->z[L] + (size_t)j * (size_t)nL,
                (size_t)nL * sizeof *y);
@@ -767,6 +795,10 @@ FA_API int fa_net_loss(fa_net *net, const float *x, int32_t ldx, const float *t,
         return rc;
     const int32_t L = net->n_layers, nL = net->sizes[L];
     fa_forward_pass(net, x, ldx, batch, 0);
+    rc = check_finite(net->z[L], "the network output (diverged parameters?)", nL, nL,
+                      batch, fn);
+    if (rc)
+        return rc;
     *loss = (float)fa_loss_compute(net->loss, net->z[L], nL, t, ldt, nL, batch, NULL, 0);
     return FA_OK;
 }
@@ -780,14 +812,32 @@ static int update_into(fa_net *net, const float *x, int32_t ldx, const float *t,
     int rc = fa_net_ensure_workspace(net, batch, fn);
     if (rc || (rc = fa_net_ensure_feedback(net, net->rule, fn)))
         return rc;
+    /* Dropout draws from the RNG: a failed step puts the state back, so it
+     * leaves no trace at all and runs stay reproducible. */
+    const fa_rng saved = net->rng;
     fa_compute_grad(net, net->rule, x, ldx, t, ldt, batch, 1, grad, loss);
-    if (!isfinite(*loss))
-        return fa_fail(FA_ERR_NONFINITE, fn, "the loss is %g (non-finite input, target "
-                       "or diverged parameters); nothing was updated", *loss);
+    if (!isfinite(*loss)) {
+        net->rng = saved;
+        return fa_fail(FA_ERR_NONFINITE, fn, "the loss is %g (diverged parameters?); "
+                       "nothing was updated", *loss);
+    }
     int64_t bad = fa_find_nonfinite(grad, net->n_params);
-    if (bad >= 0)
+    if (bad >= 0) {
+        net->rng = saved;
         return fa_fail(FA_ERR_NONFINITE, fn, "update entry %lld is not finite; nothing "
                        "was updated", (long long)bad);
+    }
+    return FA_OK;
+}
+
+/* The optimiser step, and its one failure that cannot be seen in advance. */
+static int optimizer_step(fa_net *net, const float *grad, const char *fn)
+{
+    if (fa_optimizer_step(net, grad))
+        return fa_fail(FA_ERR_NONFINITE, fn, "the optimiser step overflowed the float range: "
+                       "some parameters are no longer finite (learning rate %g too large?); "
+                       "restore them with fa_net_set_params or fa_net_load",
+                       net->hp[FA_HP_LR]);
     return FA_OK;
 }
 
@@ -799,10 +849,9 @@ FA_API int fa_net_train_step(fa_net *net, const float *x, int32_t ldx, const flo
     int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, fn);
     if (rc || (rc = update_into(net, x, ldx, t, ldt, batch, net->grad, &l, fn)))
         return rc;
-    fa_optimizer_step(net, net->grad);
     if (loss)
         *loss = (float)l;
-    return FA_OK;
+    return optimizer_step(net, net->grad, fn);
 }
 
 FA_API int fa_net_compute_update(fa_net *net, const float *x, int32_t ldx,
@@ -840,8 +889,7 @@ FA_API int fa_net_apply_update(fa_net *net, const float *grad, int64_t n)
     if (bad >= 0)
         return fa_fail(FA_ERR_NONFINITE, fn, "grad[%lld] is not finite; nothing was updated",
                        (long long)bad);
-    fa_optimizer_step(net, grad);
-    return FA_OK;
+    return optimizer_step(net, grad, fn);
 }
 
 /* ----------------------------------------------------------- parameters */
@@ -938,6 +986,12 @@ FA_API int fa_net_alignment(fa_net *net, const float *x, int32_t ldx, const floa
         return rc;
     if (n > 0 && !angles)
         return fa_fail(FA_ERR_NULL, fn, "angles is NULL (expected %lld floats)", (long long)n);
+    if (net->rule == FA_RULE_BP) {
+        /* the rule is the reference: exactly 0, not rounding noise */
+        for (int64_t i = 0; i < n; i++)
+            angles[i] = 0.0f;
+        return FA_OK;
+    }
     if ((rc = fa_net_ensure_workspace(net, batch, fn)) ||
         (rc = fa_net_ensure_feedback(net, net->rule, fn)))
         return rc;
@@ -953,19 +1007,12 @@ FA_API int fa_net_alignment(fa_net *net, const float *x, int32_t ldx, const floa
     if (!isfinite(loss) || fa_find_nonfinite(net->grad_aux, net->n_params) >= 0)
         return fa_fail(FA_ERR_NONFINITE, fn, "the loss (%g) or the BP gradient is not "
                        "finite on this batch", loss);
-    if (net->rule != FA_RULE_BP) {
-        fa_compute_grad(net, net->rule, x, ldx, t, ldt, batch, 0, net->grad, &loss);
-        if (fa_find_nonfinite(net->grad, net->n_params) >= 0)
-            return fa_fail(FA_ERR_NONFINITE, fn, "the rule's update is not finite on "
-                           "this batch");
-    }
+    fa_compute_grad(net, net->rule, x, ldx, t, ldt, batch, 0, net->grad, &loss);
+    if (fa_find_nonfinite(net->grad, net->n_params) >= 0)
+        return fa_fail(FA_ERR_NONFINITE, fn, "the rule's update is not finite on this batch");
     for (int32_t l = 1; l < net->n_layers; l++) {
         int64_t nw = (int64_t)net->sizes[l] * net->sizes[l - 1];
-        /* the same computation under BP: report exactly 0, not rounding noise */
-        angles[l - 1] = net->rule == FA_RULE_BP
-                            ? 0.0f
-                            : angle_deg(nw, net->grad + net->w_off[l],
-                                        net->grad_aux + net->w_off[l]);
+        angles[l - 1] = angle_deg(nw, net->grad + net->w_off[l], net->grad_aux + net->w_off[l]);
     }
     return FA_OK;
 }
@@ -986,9 +1033,9 @@ FA_API int fa_net_feedback_angles(fa_net *net, int32_t rule, float *angles, int6
         return fa_fail(FA_ERR_NULL, fn, "angles is NULL (expected %lld floats)", (long long)n);
     if (n == 0)
         return FA_OK;
-    if ((rc = fa_net_ensure_feedback(net, rule, fn)))
-        return rc;
     if (rule == FA_RULE_FA) {
+        if ((rc = fa_net_ensure_feedback(net, rule, fn)))
+            return rc;
         for (int32_t l = 2; l <= L; l++)
             angles[l - 2] = angle_deg((int64_t)net->sizes[l] * net->sizes[l - 1],
                                       net->params + net->w_off[l],
@@ -1000,9 +1047,14 @@ FA_API int fa_net_feedback_angles(fa_net *net, int32_t rule, float *angles, int6
     int32_t wmax = 0;
     for (int32_t l = 1; l < L; l++)
         wmax = net->sizes[l] > wmax ? net->sizes[l] : wmax;
+    /* allocate before drawing feedback: a failure then changes nothing */
     float *p = malloc(2 * (size_t)nL * (size_t)wmax * sizeof *p);
     if (!p)
         return fa_fail(FA_ERR_NOMEM, fn, "out of memory for the forward-path products");
+    if ((rc = fa_net_ensure_feedback(net, rule, fn))) {
+        free(p);
+        return rc;
+    }
     float *cur = p, *next = p + (size_t)nL * (size_t)wmax;
     memcpy(cur, net->params + net->w_off[L], (size_t)nL * (size_t)net->sizes[L - 1] * sizeof *p);
     for (int32_t l = L - 1; l >= 1; l--) {

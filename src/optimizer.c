@@ -19,8 +19,10 @@ int64_t fa_optimizer_state_len(const fa_net *net)
 }
 
 /* One optimiser update of count parameters p with direction g (plus
- * wd * p), state vectors s1, s2 (velocity/first moment, second moment). */
-static void update_segment(const fa_net *net, float *p,
+ * wd * p), state vectors s1, s2 (velocity/first moment, second moment).
+ * Returns nonzero if a new parameter is not finite: x - x is 0 exactly for
+ * finite x, a branch-free test that keeps the loops vectorised. */
+static int update_segment(const fa_net *net, float *p,
                            const float *g, float *restrict s1,
                            float *restrict s2, int64_t count, float wd,
                            float bc1, float bc2)
@@ -31,6 +33,7 @@ static void update_segment(const fa_net *net, float *p,
     const float b2 = (float)net->hp[FA_HP_BETA2];
     const float eps = (float)net->hp[FA_HP_EPSILON];
     const float rho = (float)net->hp[FA_HP_RMS_DECAY];
+    int bad = 0;
 
     switch (net->optimizer) {
     case FA_OPT_MOMENTUM:
@@ -38,6 +41,7 @@ static void update_segment(const fa_net *net, float *p,
             float gi = g[i] + wd * p[i];
             s1[i] = mu * s1[i] + gi;
             p[i] -= lr * s1[i];
+            bad |= p[i] - p[i] != 0.0f;
         }
         break;
     case FA_OPT_NESTEROV:
@@ -45,6 +49,7 @@ static void update_segment(const fa_net *net, float *p,
             float gi = g[i] + wd * p[i];
             s1[i] = mu * s1[i] + gi;
             p[i] -= lr * (gi + mu * s1[i]);
+            bad |= p[i] - p[i] != 0.0f;
         }
         break;
     case FA_OPT_ADAM:
@@ -53,6 +58,7 @@ static void update_segment(const fa_net *net, float *p,
             s1[i] = b1 * s1[i] + (1.0f - b1) * gi;
             s2[i] = b2 * s2[i] + (1.0f - b2) * gi * gi;
             p[i] -= lr * (s1[i] / bc1) / (sqrtf(s2[i] / bc2) + eps);
+            bad |= p[i] - p[i] != 0.0f;
         }
         break;
     case FA_OPT_RMSPROP:
@@ -60,17 +66,22 @@ static void update_segment(const fa_net *net, float *p,
             float gi = g[i] + wd * p[i];
             s1[i] = rho * s1[i] + (1.0f - rho) * gi * gi;
             p[i] -= lr * gi / (sqrtf(s1[i]) + eps);
+            bad |= p[i] - p[i] != 0.0f;
         }
         break;
     default: /* FA_OPT_SGD */
-        for (int64_t i = 0; i < count; i++)
+        for (int64_t i = 0; i < count; i++) {
             p[i] -= lr * (g[i] + wd * p[i]);
+            bad |= p[i] - p[i] != 0.0f;
+        }
         break;
     }
+    return bad;
 }
 
-void fa_optimizer_step(fa_net *net, const float *grad)
+int fa_optimizer_step(fa_net *net, const float *grad)
 {
+    int bad = 0;
     const float wd = (float)net->hp[FA_HP_WEIGHT_DECAY];
     float bc1 = 1.0f, bc2 = 1.0f;
     net->opt_step++;
@@ -83,9 +94,10 @@ void fa_optimizer_step(fa_net *net, const float *grad)
     for (int32_t l = 1; l <= net->n_layers; l++) {
         int64_t nw = (int64_t)net->sizes[l] * net->sizes[l - 1];
         int64_t wo = net->w_off[l], bo = net->b_off[l];
-        update_segment(net, net->params + wo, grad + wo, s1 + wo, s2 + wo, nw,
-                       wd, bc1, bc2);
-        update_segment(net, net->params + bo, grad + bo, s1 + bo, s2 + bo,
-                       net->sizes[l], 0.0f, bc1, bc2);
+        bad |= update_segment(net, net->params + wo, grad + wo, s1 + wo, s2 + wo, nw,
+                              wd, bc1, bc2);
+        bad |= update_segment(net, net->params + bo, grad + bo, s1 + bo, s2 + bo,
+                              net->sizes[l], 0.0f, bc1, bc2);
     }
+    return bad;
 }

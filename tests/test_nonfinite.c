@@ -164,6 +164,104 @@ START_TEST(test_bad_buffers)
 }
 END_TEST
 
+/* A failed step with dropout on leaves no trace, not even in the RNG: a net
+ * that failed once and then steps again matches a net that only stepped. */
+START_TEST(test_failed_step_keeps_rng)
+{
+    float x[3 * BATCH], t[2 * BATCH];
+    fa_net *a = warm_net(FA_RULE_DFA, FA_LOSS_SOFTMAX_CE, x, t);
+    fa_net *b = warm_net(FA_RULE_DFA, FA_LOSS_SOFTMAX_CE, x, t);
+    TU_OK(fa_net_set_dropout(a, 1, 0.5));
+    TU_OK(fa_net_set_dropout(b, 1, 0.5));
+    int64_t n = tu_param_count(a);
+    float *good = tu_params(a), *huge = malloc((size_t)n * sizeof *huge);
+    ck_assert_ptr_nonnull(huge);
+    for (int64_t i = 0; i < n; i++)
+        huge[i] = 3e38f; /* the output overflows: the loss is not finite */
+    TU_OK(fa_net_set_params(a, huge, n));
+    ck_assert_int_eq(fa_net_train_step(a, x, 3, t, 2, BATCH, NULL), FA_ERR_NONFINITE);
+    TU_OK(fa_net_set_params(a, good, n));
+    TU_OK(fa_net_train_step(a, x, 3, t, 2, BATCH, NULL));
+    TU_OK(fa_net_train_step(b, x, 3, t, 2, BATCH, NULL));
+    ck_assert_msg(memcmp(a->params, b->params, (size_t)n * sizeof(float)) == 0,
+                  "a failed dropout step changed what the next step computes");
+    free(good);
+    free(huge);
+    fa_net_free(a);
+    fa_net_free(b);
+}
+END_TEST
+
+/* Diverged parameters: inference reports it instead of returning inf/NaN. */
+START_TEST(test_inference_of_diverged_net)
+{
+    float x[3 * BATCH], t[2 * BATCH], y[2 * BATCH], loss = -1.0f;
+    fa_net *net = warm_net(FA_RULE_BP, FA_LOSS_MSE, x, t);
+    int64_t n = tu_param_count(net);
+    float *p = tu_params(net);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = 3e38f; /* finite, but W h overflows */
+    TU_OK(fa_net_set_params(net, p, n));
+    for (int k = 0; k < 2 * BATCH; k++)
+        y[k] = 7.0f;
+    ck_assert_int_eq(fa_net_forward(net, x, 3, BATCH, y, 2), FA_ERR_NONFINITE);
+    ck_assert_msg(strstr(fa_last_error(), "network output") != NULL, "%s", fa_last_error());
+    for (int k = 0; k < 2 * BATCH; k++)
+        ck_assert_msg(y[k] == 7.0f, "y written on failure");
+    ck_assert_int_eq(fa_net_loss(net, x, 3, t, 2, BATCH, &loss), FA_ERR_NONFINITE);
+    ck_assert(loss == -1.0f);
+    free(p);
+    fa_net_free(net);
+}
+END_TEST
+
+/* A learning rate that makes the update itself overflow is reported. */
+START_TEST(test_update_overflow_reported)
+{
+    float x[3 * BATCH], t[2 * BATCH];
+    fa_net *net = warm_net(FA_RULE_BP, FA_LOSS_MSE, x, t);
+    TU_OK(fa_net_set_optimizer(net, FA_OPT_SGD));
+    TU_OK(fa_net_set_hparam(net, FA_HP_LR, 3e38));
+    TU_OK(fa_net_set_hparam(net, FA_HP_WEIGHT_DECAY, 3e38));
+    int rc = fa_net_train_step(net, x, 3, t, 2, BATCH, NULL);
+    ck_assert_int_eq(rc, FA_ERR_NONFINITE);
+    ck_assert_msg(strstr(fa_last_error(), "overflowed") != NULL, "%s", fa_last_error());
+    fa_net_free(net);
+}
+END_TEST
+
+/* Hyperparameters are judged as the floats the optimiser uses. */
+START_TEST(test_hparams_as_floats)
+{
+    float x[3 * BATCH], t[2 * BATCH];
+    fa_net *net = warm_net(FA_RULE_BP, FA_LOSS_MSE, x, t);
+    static const struct {
+        int32_t hp;
+        double v;
+        int ok;
+    } cases[] = {
+        {FA_HP_LR, 1e-50, 0},        /* rounds to 0 */
+        {FA_HP_LR, 1e39, 0},         /* rounds to inf */
+        {FA_HP_LR, 1e-30, 1},
+        {FA_HP_EPSILON, 1e-50, 0},
+        {FA_HP_WEIGHT_DECAY, 1e39, 0},
+        {FA_HP_BETA2, 0.9999999999, 0}, /* rounds to 1 */
+        {FA_HP_BETA2, 0.9999, 1},
+        {FA_HP_MOMENTUM, 0.99999999, 0},
+        {FA_HP_RMS_DECAY, 0.99999999, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = fa_net_set_hparam(net, cases[i].hp, cases[i].v);
+        ck_assert_msg(rc == (cases[i].ok ? FA_OK : FA_ERR_ARG), "hparam %d = %g gave %d",
+                      (int)cases[i].hp, cases[i].v, rc);
+    }
+    ck_assert_int_eq(fa_net_set_feedback_init(net, FA_DIST_UNIFORM, 1e300), FA_ERR_ARG);
+    ck_assert_int_eq(fa_net_set_feedback_init(net, FA_DIST_UNIFORM, 1e-50), FA_ERR_ARG);
+    TU_OK(fa_net_set_feedback_init(net, FA_DIST_UNIFORM, 0.5));
+    fa_net_free(net);
+}
+END_TEST
+
 static Suite *nonfinite_suite(void)
 {
     Suite *s = suite_create("nonfinite");
@@ -171,6 +269,10 @@ static Suite *nonfinite_suite(void)
     tcase_add_loop_test(tc, test_bad_input, 0, 3 * FA_N_RULES);
     tcase_add_loop_test(tc, test_explosion, 0, 2);
     tcase_add_test(tc, test_bad_buffers);
+    tcase_add_test(tc, test_failed_step_keeps_rng);
+    tcase_add_test(tc, test_inference_of_diverged_net);
+    tcase_add_test(tc, test_update_overflow_reported);
+    tcase_add_test(tc, test_hparams_as_floats);
     suite_add_tcase(s, tc);
     return s;
 }
