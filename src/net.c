@@ -106,6 +106,16 @@ static int check_out(const fa_net *net, const void *out, const char *name, const
     return FA_OK;
 }
 
+/* An enum argument: 0 <= value < count. */
+static int check_enum(int32_t value, int32_t count, const char *arg, const char *type,
+                      const char *fn)
+{
+    if (value < 0 || value >= count)
+        return fa_fail(FA_ERR_ARG, fn, "%s = %d is not a %s (expected 0..%d)", arg,
+                       (int)value, type, (int)count - 1);
+    return FA_OK;
+}
+
 /* A (rows, batch) buffer with leading dimension ld. */
 static int check_matrix(const float *p, const char *name, int32_t rows,
                         int32_t ld, const char *ldname, const char *fn)
@@ -158,9 +168,9 @@ int fa_net_alloc(fa_net **out, int32_t n_layers, const int32_t *sizes,
         return fa_fail(FA_ERR_NULL, fn, "activations is NULL (expected n_layers entries)");
     if (n_layers < 1 || n_layers > 100000)
         return fa_fail(FA_ERR_SIZE, fn, "n_layers = %d, expected 1..100000", (int)n_layers);
-    if (loss < 0 || loss >= FA_N_LOSSES)
-        return fa_fail(FA_ERR_ARG, fn, "loss = %d is not a fa_loss (expected 0..%d)",
-                       (int)loss, FA_N_LOSSES - 1);
+    int rc = check_enum(loss, FA_N_LOSSES, "loss", "fa_loss", fn);
+    if (rc)
+        return rc;
     int64_t n_params = 0, n_hidden = 0, fa_len = 0;
     for (int32_t l = 0; l <= n_layers; l++) {
         if (sizes[l] < 1)
@@ -481,12 +491,9 @@ FA_API int fa_net_set_feedback_init(fa_net *net, int32_t distribution, double sc
 {
     static const char fn[] = "fa_net_set_feedback_init";
     int rc = check_net(net, fn);
-    if (rc)
+    if (rc || (rc = check_enum(distribution, FA_N_DISTRIBUTIONS, "distribution",
+                               "fa_distribution", fn)))
         return rc;
-    if (distribution < 0 || distribution >= FA_N_DISTRIBUTIONS)
-        return fa_fail(FA_ERR_ARG, fn,
-                       "distribution = %d is not a fa_distribution (expected 0..%d)",
-                       (int)distribution, FA_N_DISTRIBUTIONS - 1);
     if (!fa_scale_valid(scale))
         return fa_fail(FA_ERR_ARG, fn, "scale = %g, expected a float in [1.2e-38, 3.4e38], "
                        "or 0 (FA_SCALE_AUTO)", scale);
@@ -617,11 +624,8 @@ FA_API int fa_net_init_weights(fa_net *net, int32_t scheme)
 {
     static const char fn[] = "fa_net_init_weights";
     int rc = check_net(net, fn);
-    if (rc)
+    if (rc || (rc = check_enum(scheme, FA_N_INITS, "scheme", "fa_init", fn)))
         return rc;
-    if (scheme < 0 || scheme >= FA_N_INITS)
-        return fa_fail(FA_ERR_ARG, fn, "scheme = %d is not a fa_init (expected 0..%d)",
-                       (int)scheme, FA_N_INITS - 1);
     for (int32_t l = 1; l <= net->n_layers; l++) {
         fa_init_weights_layer(&net->rng, scheme, net->act[l], net->params + net->w_off[l],
                               net->sizes[l], net->sizes[l - 1]);
@@ -667,11 +671,8 @@ FA_API int fa_net_set_optimizer(fa_net *net, int32_t optimizer)
 {
     static const char fn[] = "fa_net_set_optimizer";
     int rc = check_net(net, fn);
-    if (rc)
+    if (rc || (rc = check_enum(optimizer, FA_N_OPTIMIZERS, "optimizer", "fa_optimizer", fn)))
         return rc;
-    if (optimizer < 0 || optimizer >= FA_N_OPTIMIZERS)
-        return fa_fail(FA_ERR_ARG, fn, "optimizer = %d is not a fa_optimizer (expected 0..%d)",
-                       (int)optimizer, FA_N_OPTIMIZERS - 1);
     net->optimizer = optimizer;
     reset_optimizer_state(net);
     return FA_OK;
@@ -691,11 +692,8 @@ FA_API int fa_net_set_hparam(fa_net *net, int32_t hparam, double value)
 {
     static const char fn[] = "fa_net_set_hparam";
     int rc = check_net(net, fn);
-    if (rc)
+    if (rc || (rc = check_enum(hparam, FA_N_HPARAMS, "hparam", "fa_hparam", fn)))
         return rc;
-    if (hparam < 0 || hparam >= FA_N_HPARAMS)
-        return fa_fail(FA_ERR_ARG, fn, "hparam = %d is not a fa_hparam (expected 0..%d)",
-                       (int)hparam, FA_N_HPARAMS - 1);
     const char *want = "";
     if (!fa_hparam_valid(hparam, value, &want))
         return fa_fail(FA_ERR_ARG, fn, "%s = %g, expected %s", fa_hp_name[hparam], value, want);
@@ -707,11 +705,8 @@ FA_API int fa_net_get_hparam(const fa_net *net, int32_t hparam, double *value)
 {
     static const char fn[] = "fa_net_get_hparam";
     int rc = check_out(net, value, "value", fn);
-    if (rc)
+    if (rc || (rc = check_enum(hparam, FA_N_HPARAMS, "hparam", "fa_hparam", fn)))
         return rc;
-    if (hparam < 0 || hparam >= FA_N_HPARAMS)
-        return fa_fail(FA_ERR_ARG, fn, "hparam = %d is not a fa_hparam (expected 0..%d)",
-                       (int)hparam, FA_N_HPARAMS - 1);
     *value = net->hp[hparam];
     return FA_OK;
 }
