@@ -106,6 +106,27 @@ static int check_out(const fa_net *net, const void *out, const char *name, const
     return FA_OK;
 }
 
+/* A caller's flat buffer in the parameter layout: n == n_params floats,
+ * and, for a buffer the library will take values from, all finite. */
+static int check_flat(const fa_net *net, const float *buf, const char *name, int64_t n,
+                      int need_finite, const char *fn)
+{
+    int rc = check_net(net, fn);
+    if (rc)
+        return rc;
+    if (!buf)
+        return fa_fail(FA_ERR_NULL, fn, "%s is NULL (expected %lld floats)", name,
+                       (long long)net->n_params);
+    if (n != net->n_params)
+        return fa_fail(FA_ERR_SIZE, fn, "n = %lld, expected the parameter count %lld",
+                       (long long)n, (long long)net->n_params);
+    int64_t bad = need_finite ? fa_find_nonfinite(buf, n) : -1;
+    if (bad >= 0)
+        return fa_fail(FA_ERR_NONFINITE, fn, "%s[%lld] is not finite; nothing was changed",
+                       name, (long long)bad);
+    return FA_OK;
+}
+
 /* An enum argument: 0 <= value < count. */
 static int check_enum(int32_t value, int32_t count, const char *arg, const char *type,
                       const char *fn)
@@ -856,12 +877,7 @@ FA_API int fa_net_compute_update(fa_net *net, const float *x, int32_t ldx,
     static const char fn[] = "fa_net_compute_update";
     double l = 0;
     int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, fn);
-    if (rc)
-        return rc;
-    if (!grad)
-        return fa_fail(FA_ERR_NULL, fn, "grad is NULL (expected %lld floats)",
-                       (long long)net->n_params);
-    if ((rc = check_len(n, net->n_params, "n", fn)) ||
+    if (rc || (rc = check_flat(net, grad, "grad", n, 0, fn)) ||
         (rc = update_into(net, x, ldx, t, ldt, batch, grad, &l, fn)))
         return rc;
     if (loss)
@@ -872,18 +888,9 @@ FA_API int fa_net_compute_update(fa_net *net, const float *x, int32_t ldx,
 FA_API int fa_net_apply_update(fa_net *net, const float *grad, int64_t n)
 {
     static const char fn[] = "fa_net_apply_update";
-    int rc = check_net(net, fn);
+    int rc = check_flat(net, grad, "grad", n, 1, fn);
     if (rc)
         return rc;
-    if (!grad)
-        return fa_fail(FA_ERR_NULL, fn, "grad is NULL (expected %lld floats)",
-                       (long long)net->n_params);
-    if ((rc = check_len(n, net->n_params, "n", fn)))
-        return rc;
-    int64_t bad = fa_find_nonfinite(grad, n);
-    if (bad >= 0)
-        return fa_fail(FA_ERR_NONFINITE, fn, "grad[%lld] is not finite; nothing was updated",
-                       (long long)bad);
     return optimizer_step(net, grad, fn);
 }
 
@@ -902,13 +909,8 @@ FA_API int fa_net_param_count(const fa_net *net, int64_t *count)
 FA_API int fa_net_get_params(const fa_net *net, float *buf, int64_t n)
 {
     static const char fn[] = "fa_net_get_params";
-    int rc = check_net(net, fn);
+    int rc = check_flat(net, buf, "buf", n, 0, fn);
     if (rc)
-        return rc;
-    if (!buf)
-        return fa_fail(FA_ERR_NULL, fn, "buf is NULL (expected %lld floats)",
-                       (long long)net->n_params);
-    if ((rc = check_len(n, net->n_params, "n", fn)))
         return rc;
     memcpy(buf, net->params, (size_t)n * sizeof *buf);
     return FA_OK;
@@ -917,18 +919,9 @@ FA_API int fa_net_get_params(const fa_net *net, float *buf, int64_t n)
 FA_API int fa_net_set_params(fa_net *net, const float *buf, int64_t n)
 {
     static const char fn[] = "fa_net_set_params";
-    int rc = check_net(net, fn);
+    int rc = check_flat(net, buf, "buf", n, 1, fn);
     if (rc)
         return rc;
-    if (!buf)
-        return fa_fail(FA_ERR_NULL, fn, "buf is NULL (expected %lld floats)",
-                       (long long)net->n_params);
-    if ((rc = check_len(n, net->n_params, "n", fn)))
-        return rc;
-    int64_t bad = fa_find_nonfinite(buf, n);
-    if (bad >= 0)
-        return fa_fail(FA_ERR_NONFINITE, fn, "buf[%lld] is not finite; nothing was changed",
-                       (long long)bad);
     memcpy(net->params, buf, (size_t)n * sizeof *buf);
     return FA_OK;
 }
