@@ -480,19 +480,12 @@ int fa_net_ensure_feedback(fa_net *net, int32_t rule, const char *fn)
     return FA_OK;
 }
 
-static int check_rule(int32_t rule, const char *fn)
-{
-    if (rule < 0 || rule >= FA_N_RULES)
-        return fa_fail(FA_ERR_ARG, fn,
-                       "rule = %d is not a fa_rule (expected 0 BP, 1 FA, 2 DFA)", (int)rule);
-    return FA_OK;
-}
-
 FA_API int fa_net_set_rule(fa_net *net, int32_t rule)
 {
     static const char fn[] = "fa_net_set_rule";
     int rc = check_net(net, fn);
-    if (rc || (rc = check_rule(rule, fn)) || (rc = fa_net_ensure_feedback(net, rule, fn)))
+    if (rc || (rc = check_enum(rule, FA_N_RULES, "rule", "fa_rule", fn)) ||
+        (rc = fa_net_ensure_feedback(net, rule, fn)))
         return rc;
     net->rule = rule;
     return FA_OK;

@@ -134,13 +134,16 @@ function activation(net::Network, l::Integer)
     return enumsymbol(ACTIVATIONS, a[])
 end
 
-"""The network's loss, as a symbol."""
-function losstype(net::Network)
+# The enum getters share one shape: an Int32 out-parameter read back as a symbol.
+function getenum(cfun, net::Network, table)
     h = handle(net)
     v = Ref{Int32}(0)
-    GC.@preserve net check(LibFA.fa_net_get_loss(h, v))
-    return enumsymbol(LOSSES, v[])
+    GC.@preserve net check(cfun(h, v))
+    return enumsymbol(table, v[])
 end
+
+"""The network's loss, as a symbol."""
+losstype(net::Network) = getenum(LibFA.fa_net_get_loss, net, LOSSES)
 
 """
     reserve!(net, max_batch)
@@ -172,12 +175,7 @@ function rule!(net::Network, r::Symbol)
 end
 
 """Current learning rule (`:bp`, `:fa` or `:dfa`)."""
-function rule(net::Network)
-    h = handle(net)
-    v = Ref{Int32}(0)
-    GC.@preserve net check(LibFA.fa_net_get_rule(h, v))
-    return enumsymbol(RULES, v[])
-end
+rule(net::Network) = getenum(LibFA.fa_net_get_rule, net, RULES)
 
 """
     feedback_init!(net, dist=:uniform; scale=0)
@@ -209,12 +207,7 @@ function dfa_variant!(net::Network, v::Symbol)
 end
 
 """Current DFA variant."""
-function dfa_variant(net::Network)
-    h = handle(net)
-    v = Ref{Int32}(0)
-    GC.@preserve net check(LibFA.fa_net_get_dfa_variant(h, v))
-    return enumsymbol(DFA_VARIANTS, v[])
-end
+dfa_variant(net::Network) = getenum(LibFA.fa_net_get_dfa_variant, net, DFA_VARIANTS)
 
 function feedback_layer_range(net::Network, r::Symbol)
     L = nlayers(net)
@@ -328,12 +321,7 @@ function optimizer!(net::Network, opt::Symbol; hparams...)
 end
 
 """Current optimiser, as a symbol."""
-function optimizer(net::Network)
-    h = handle(net)
-    v = Ref{Int32}(0)
-    GC.@preserve net check(LibFA.fa_net_get_optimizer(h, v))
-    return enumsymbol(OPTIMIZERS, v[])
-end
+optimizer(net::Network) = getenum(LibFA.fa_net_get_optimizer, net, OPTIMIZERS)
 
 """
     hparam!(net, name, value)
