@@ -113,34 +113,41 @@ static inline float act_one(int32_t act, float slope, float v)
     }
 }
 
-void fa_bias_act(int32_t act, float slope, float *z, const float *b,
-                 int32_t rows, int64_t cols)
+float fa_bias_act(int32_t act, float slope, float *z, const float *b, int32_t rows,
+                  int64_t cols)
 {
     /* z is (rows, cols) contiguous; one pass instead of a bias broadcast
-     * before the GEMM and an activation pass after it.  The switch sits
-     * outside the loops so that each inner loop vectorises. */
+     * before the GEMM and an activation pass after it, which also returns
+     * max |z| for the step's overflow bounds.  The switch sits outside the
+     * loops so that each inner loop vectorises. */
+    uint32_t mx = 0;
     for (int64_t j = 0; j < cols; j++) {
         float *c = z + j * rows;
         switch (act) {
         case FA_ACT_TANH:
-            if (b)
-                for (int32_t i = 0; i < rows; i++)
-                    c[i] = fast_tanhf(c[i] + b[i]);
-            else
-                for (int32_t i = 0; i < rows; i++)
-                    c[i] = fast_tanhf(c[i]);
+            for (int32_t i = 0; i < rows; i++) {
+                c[i] = fast_tanhf(c[i] + (b ? b[i] : 0.0f));
+                uint32_t u = fa_mag_bits(c[i]);
+                mx = u > mx ? u : mx;
+            }
             break;
         case FA_ACT_IDENTITY:
-            if (b)
-                for (int32_t i = 0; i < rows; i++)
-                    c[i] += b[i];
+            for (int32_t i = 0; i < rows; i++) {
+                c[i] += b ? b[i] : 0.0f;
+                uint32_t u = fa_mag_bits(c[i]);
+                mx = u > mx ? u : mx;
+            }
             break;
         default:
-            for (int32_t i = 0; i < rows; i++)
+            for (int32_t i = 0; i < rows; i++) {
                 c[i] = act_one(act, slope, c[i] + (b ? b[i] : 0.0f));
+                uint32_t u = fa_mag_bits(c[i]);
+                mx = u > mx ? u : mx;
+            }
             break;
         }
     }
+    return fa_bits_mag(mx);
 }
 
 /* d = src .* f'(z), from z = f(a); one column of `rows`. */
@@ -173,12 +180,14 @@ static inline void deriv_col(int32_t act, float slope, const float *s,
     }
 }
 
-void fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src,
-                     int64_t ldsrc, const float *z, const float *mask, float *d,
-                     int32_t rows, int64_t cols, float *db)
+float fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src,
+                      int64_t ldsrc, const float *z, const float *mask, float *d,
+                      int32_t rows, int64_t cols, float *db)
 {
     /* d (rows, cols) = src .* f'(z) .* mask, db += d 1: the derivative, the
-     * dropout mask and the bias gradient in one pass over the error. */
+     * dropout mask and the bias gradient in one pass over the error, which
+     * also returns max |d|. */
+    uint32_t mx = 0;
     for (int64_t j = 0; j < cols; j++) {
         const float *s = src + j * ldsrc;
         float *dc = d + j * rows;
@@ -191,5 +200,10 @@ void fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src,
         if (db)
             for (int32_t i = 0; i < rows; i++)
                 db[i] += dc[i];
+        for (int32_t i = 0; i < rows; i++) {
+            uint32_t u = fa_mag_bits(dc[i]);
+            mx = u > mx ? u : mx;
+        }
     }
+    return fa_bits_mag(mx);
 }

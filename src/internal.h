@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "feedbackalign.h"
 
@@ -41,6 +42,27 @@
 
 typedef struct fa_net fa_net;
 typedef struct fa_image_writer fa_image_writer;
+
+/* |x| as the bits of a non-negative float: they order like the magnitudes
+ * (NaN and infinity above every finite value), so an unsigned max over them
+ * is a max over |x| that vectorises with the loop it sits in.  The
+ * element-wise passes fold it in to give the step its overflow bounds. */
+static inline uint32_t fa_mag_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u & 0x7fffffffu;
+}
+
+/* The magnitude whose bits are m (infinity for the bits of NaN). */
+static inline float fa_bits_mag(uint32_t m)
+{
+    float f;
+    if (m > 0x7f800000u)
+        m = 0x7f800000u;
+    memcpy(&f, &m, sizeof f);
+    return f;
+}
 
 /* ------------------------------------------------------------------ error.c */
 
@@ -92,9 +114,9 @@ void fa_act_forward(int32_t act, float slope, float *z, int32_t n,
                     int32_t batch, int32_t ld);
 /* z (rows, cols), contiguous: z = f(z + b), b (rows) broadcast along the
  * columns (b may be NULL: no bias).  The forward pass's one element-wise
- * pass after the GEMM. */
-void fa_bias_act(int32_t act, float slope, float *z, const float *b,
-                 int32_t rows, int64_t cols);
+ * pass after the GEMM.  Returns max |z| (infinity if any is NaN/inf). */
+float fa_bias_act(int32_t act, float slope, float *z, const float *b,
+                  int32_t rows, int64_t cols);
 /* delta (n, batch) with lddelta *= f'(a), where f'(a) is computed from the
  * stored activation output z = f(a) (n, batch) with ldz: tanh 1-z^2, sigmoid
  * z(1-z), relu [z>0], leaky z>0 ? 1 : slope, identity 1.  Storing f(a)
@@ -104,11 +126,12 @@ void fa_act_deriv_mul(int32_t act, float slope, const float *z, int32_t ldz,
 /* The backward pass's one element-wise pass for a layer: for the (rows,
  * cols) contiguous error d,
  *   d[:, j] = src[:, j] .* f'(z[:, j]) (if with_deriv) .* mask[:, j] (if mask)
- * and, if db != NULL, db += sum_j d[:, j] (the caller zeroes it first).  src has leading dimension ldsrc
- * and may equal d (ldsrc == rows).  z, mask are (rows, cols) contiguous. */
-void fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src,
-                     int64_t ldsrc, const float *z, const float *mask, float *d,
-                     int32_t rows, int64_t cols, float *db);
+ * and, if db != NULL, db += sum_j d[:, j] (the caller zeroes it first).
+ * src has leading dimension ldsrc and may equal d (ldsrc == rows).  z, mask
+ * are (rows, cols) contiguous.  Returns max |d| (infinity for NaN/inf). */
+float fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src,
+                      int64_t ldsrc, const float *z, const float *mask, float *d,
+                      int32_t rows, int64_t cols, float *db);
 
 /* ------------------------------------------------------------------- loss.c */
 
@@ -152,6 +175,9 @@ typedef struct fa_layer {
     int64_t fb_off;         /* LAYER-kind feedback: offset of B_l, or -1 */
     int32_t dir_off;        /* DIRECT feedback: first column of G_l, or -1 */
     double dropout;         /* on this layer's output (hidden layers) */
+    /* Bounds the last pass left: max |h| of the output the next layer saw,
+     * max |delta| of the error (for the step's overflow bounds). */
+    float hmax, dmax;
 
     /* Workspace views, valid for batches up to net->ws_batch. */
     float *z;       /* f(A) (n_out, m) */
@@ -400,11 +426,15 @@ double fa_feedback_scale(const fa_net *net, int32_t cols);
 float fa_feedback_absmax(fa_net *net, int32_t rule);
 
 /* train.c: the forward pass and the rule-driven update. */
+/* The forward pass; xmax = max |x| (a bound is enough). */
 void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch,
-                     int train);
-void fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx,
-                     const float *t, int32_t ldt, int32_t batch, int train,
-                     float *grad, double *loss);
+                     float xmax, int train);
+/* Forward, loss and the rule's update into grad.  Returns a bound on
+ * max |grad| from the magnitudes the passes saw (infinity if anything was
+ * not finite), so that no extra pass over grad is needed. */
+float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx,
+                      float xmax, const float *t, int32_t ldt, int32_t batch,
+                      int train, float *grad, double *loss);
 /* The applied step: bounds check, rule hooks, optimiser commit. */
 int fa_apply_step(fa_net *net, const float *grad, float gmax, const char *fn);
 

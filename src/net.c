@@ -42,20 +42,12 @@ int64_t fa_find_nonfinite(const float *p, int64_t count)
 
 float fa_absmax(const float *p, int64_t count)
 {
-    /* The magnitude bits of a float order like its magnitude, NaN and inf
-     * above every finite value: one unsigned max that vectorises. */
     uint32_t m = 0;
     for (int64_t i = 0; i < count; i++) {
-        uint32_t u;
-        memcpy(&u, p + i, sizeof u);
-        u &= 0x7fffffffu;
+        uint32_t u = fa_mag_bits(p[i]);
         m = u > m ? u : m;
     }
-    if (m >= 0x7f800000u)
-        return INFINITY;
-    float f;
-    memcpy(&f, &m, sizeof f);
-    return f;
+    return fa_bits_mag(m);
 }
 
 /* ----------------------------------------------------------- validation */

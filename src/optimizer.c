@@ -162,22 +162,6 @@ int fa_optimizer_bounds(fa_net *net, float gmax, fa_step_bounds *b)
 
 /* ------------------------------------------------------------ the step */
 
-/* |x| as the bits of a non-negative float: ordered like the magnitudes, so
- * an unsigned max over them is a max over |x| that vectorises. */
-static inline uint32_t mag_bits(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u & 0x7fffffffu;
-}
-
-static inline float bits_float(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 typedef struct seg_max {
     uint32_t p, s1, s2;
 } seg_max;
@@ -203,7 +187,7 @@ static void update_segment(const fa_net *net, float *restrict p, const float *re
             float gi = g[i] + wd * p[i];
             s1[i] = mu * s1[i] + gi;
             p[i] -= lr * s1[i];
-            uint32_t a = mag_bits(p[i]), c = mag_bits(s1[i]);
+            uint32_t a = fa_mag_bits(p[i]), c = fa_mag_bits(s1[i]);
             mp = a > mp ? a : mp;
             m1 = c > m1 ? c : m1;
         }
@@ -213,7 +197,7 @@ static void update_segment(const fa_net *net, float *restrict p, const float *re
             float gi = g[i] + wd * p[i];
             s1[i] = mu * s1[i] + gi;
             p[i] -= lr * (gi + mu * s1[i]);
-            uint32_t a = mag_bits(p[i]), c = mag_bits(s1[i]);
+            uint32_t a = fa_mag_bits(p[i]), c = fa_mag_bits(s1[i]);
             mp = a > mp ? a : mp;
             m1 = c > m1 ? c : m1;
         }
@@ -224,7 +208,7 @@ static void update_segment(const fa_net *net, float *restrict p, const float *re
             s1[i] = b1 * s1[i] + (1.0f - b1) * gi;
             s2[i] = b2 * s2[i] + (1.0f - b2) * gi * gi;
             p[i] -= lr * (s1[i] / bc1) / (sqrtf(s2[i] / bc2) + eps);
-            uint32_t a = mag_bits(p[i]), c = mag_bits(s1[i]), d = mag_bits(s2[i]);
+            uint32_t a = fa_mag_bits(p[i]), c = fa_mag_bits(s1[i]), d = fa_mag_bits(s2[i]);
             mp = a > mp ? a : mp;
             m1 = c > m1 ? c : m1;
             m2 = d > m2 ? d : m2;
@@ -235,7 +219,7 @@ static void update_segment(const fa_net *net, float *restrict p, const float *re
             float gi = g[i] + wd * p[i];
             s1[i] = rho * s1[i] + (1.0f - rho) * gi * gi;
             p[i] -= lr * gi / (sqrtf(s1[i]) + eps);
-            uint32_t a = mag_bits(p[i]), c = mag_bits(s1[i]);
+            uint32_t a = fa_mag_bits(p[i]), c = fa_mag_bits(s1[i]);
             mp = a > mp ? a : mp;
             m1 = c > m1 ? c : m1;
         }
@@ -243,7 +227,7 @@ static void update_segment(const fa_net *net, float *restrict p, const float *re
     default: /* FA_OPT_SGD */
         for (int64_t i = 0; i < count; i++) {
             p[i] -= lr * (g[i] + wd * p[i]);
-            uint32_t a = mag_bits(p[i]);
+            uint32_t a = fa_mag_bits(p[i]);
             mp = a > mp ? a : mp;
         }
         break;
@@ -283,7 +267,7 @@ void fa_optimizer_commit(fa_net *net, const float *grad)
     }
     /* The kept magnitudes bound every value; segments not written keep
      * their old bounds. */
-    float p = bits_float(mx.p), a = bits_float(mx.s1), c = bits_float(mx.s2);
+    float p = fa_bits_mag(mx.p), a = fa_bits_mag(mx.s1), c = fa_bits_mag(mx.s2);
     if (skipped) {
         p = p > net->absmax_p ? p : net->absmax_p;
         a = a > net->absmax_s1 ? a : net->absmax_s1;

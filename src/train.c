@@ -35,10 +35,12 @@ static const float *layer_input(const fa_net *net, int32_t l, const float *x, in
     return net->layers[l - 1].h;
 }
 
-void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, int train)
+void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, float xmax,
+                     int train)
 {
     const int32_t L = net->n_layers;
     const float slope = (float)net->hp[FA_HP_LEAKY_SLOPE];
+    float inmax = xmax;
     for (int32_t l = 1; l <= L; l++) {
         fa_layer *ly = &net->layers[l];
         int32_t ldin;
@@ -46,8 +48,10 @@ void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, in
         ly->ops->forward(ly, net->params + ly->w_off, in, ldin, batch, ly->z, ly->col, ly->idx);
         if (ly->w_rows > 0)
             /* A = W lower(H) + b, then f, in one pass over (out_c, pixels) */
-            fa_bias_act(ly->act, slope, ly->z, net->params + ly->b_off, ly->out_c,
-                        fa_layer_cols(ly, batch));
+            ly->hmax = fa_bias_act(ly->act, slope, ly->z, net->params + ly->b_off, ly->out_c,
+                                   fa_layer_cols(ly, batch));
+        else
+            ly->hmax = inmax; /* pooling never grows a magnitude */
         ly->h = ly->z;
         if (l < L && train && ly->dropout > 0.0) {
             /* inverted dropout: keep with prob 1-p, scale by 1/(1-p) */
@@ -59,7 +63,9 @@ void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, in
                 ly->hbuf[i] = ly->z[i] * ly->mask[i];
             }
             ly->h = ly->hbuf;
+            ly->hmax *= keep;
         }
+        inmax = ly->hmax;
     }
 }
 
@@ -69,22 +75,34 @@ static const float *pass_mask(const fa_layer *ly)
     return ly->h != ly->z ? ly->mask : NULL;
 }
 
-/* dW_l from the layer's error and input. */
-static void weight_grad(fa_net *net, int32_t l, const float *x, int32_t ldx, const float *d,
-                        int32_t m, float *grad)
+/* dW_l from the layer's error d (its magnitude dmax) and input; returns a
+ * bound on |dW_l| and |db_l|: each entry sums out_h*out_w*m products of an
+ * error and an input value (or, for db, errors alone). */
+static float weight_grad(fa_net *net, int32_t l, const float *x, int32_t ldx, float xmax,
+                         const float *d, float dmax, int32_t m, float *grad)
 {
     const fa_layer *ly = &net->layers[l];
     int32_t ldin;
     const float *in = layer_input(net, l, x, ldx, &ldin);
+    const float inmax = l == 1 ? xmax : net->layers[l - 1].hmax;
     ly->ops->weight_grad(ly, in, ldin, ly->col, d, m, grad + ly->w_off);
+    const double terms = (double)fa_layer_cols(ly, m);
+    const double bound = terms * (double)dmax * (inmax > 1.0f ? (double)inmax : 1.0);
+    return bound < 3.0e38 ? (float)bound : INFINITY;
+}
+
+static float fmaxf2(float a, float b)
+{
+    return a > b ? a : b;
 }
 
 /* CHAIN: from the output down to the lowest layer with parameters. */
-static void chain_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, int32_t m,
-                         float *grad)
+static float chain_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
+                          int32_t m, float *grad)
 {
     const float slope = (float)net->hp[FA_HP_LEAKY_SLOPE];
     const float *d_up = net->e;
+    float gmax = 0.0f;
     for (int32_t l = net->n_layers - 1; l >= net->first_param; l--) {
         fa_layer *ly = &net->layers[l];
         const fa_layer *up = &net->layers[l + 1];
@@ -94,23 +112,25 @@ static void chain_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx,
         float *db = ly->w_rows > 0 ? grad + ly->b_off : NULL;
         if (db)
             memset(db, 0, (size_t)ly->w_rows * sizeof *db);
-        fa_delta_finish(ly->act, slope, 1, ly->delta, ly->out_c, ly->z, pass_mask(ly),
-                        ly->delta, ly->out_c, fa_layer_cols(ly, m), db);
+        ly->dmax = fa_delta_finish(ly->act, slope, 1, ly->delta, ly->out_c, ly->z,
+                                   pass_mask(ly), ly->delta, ly->out_c, fa_layer_cols(ly, m), db);
         if (ly->w_rows > 0)
-            weight_grad(net, l, x, ldx, ly->delta, m, grad);
+            gmax = fmaxf2(gmax, weight_grad(net, l, x, ldx, xmax, ly->delta, ly->dmax, m, grad));
         d_up = ly->delta;
     }
+    return gmax;
 }
 
 /* DIRECT: one GEMM for every hidden error, then independent layers. */
-static void direct_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx,
-                          const float *t, int32_t ldt, int32_t m, float *grad)
+static float direct_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
+                           const float *t, int32_t ldt, int32_t m, float *grad)
 {
     const fa_rule_desc *r = fa_rule_table[rule];
     const int32_t L = net->n_layers, nL = net->sizes[L], nd = net->n_direct;
     const float slope = (float)net->hp[FA_HP_LEAKY_SLOPE];
     const int with_deriv = net->dfa_variant == FA_DFA_AFTER_ACTIVATION;
     const float *s = r->signal(net, net->e, t, ldt, m, net->sig);
+    float gmax = 0.0f;
     /* D (n_direct, m) = G^T (n_direct, n_L) s (n_L, m) */
     fa_gemm(1, 0, nd, m, nL, 1.0f, net->fb[rule], nL, s, nL, 0.0f, net->dstack, nd);
     /* Independent per layer: nothing below reads another layer's error. */
@@ -123,25 +143,30 @@ static void direct_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx
         float *db = grad + ly->b_off;
         memset(db, 0, (size_t)ly->w_rows * sizeof *db);
         if (pix == 1) {
-            fa_delta_finish(ly->act, slope, with_deriv, src, nd, ly->z, pass_mask(ly),
-                            ly->delta, ly->out_c, m, db);
+            ly->dmax = fa_delta_finish(ly->act, slope, with_deriv, src, nd, ly->z,
+                                       pass_mask(ly), ly->delta, ly->out_c, m, db);
         } else {
             /* an image layer's rows of D are its (out_c, pixels) blocks,
              * one per sample, nd apart */
             const float *mk = pass_mask(ly);
+            ly->dmax = 0.0f;
             for (int32_t j = 0; j < m; j++) {
                 const size_t o = (size_t)j * (size_t)ly->n_out;
-                fa_delta_finish(ly->act, slope, with_deriv, src + (size_t)j * (size_t)nd,
-                                ly->out_c, ly->z + o, mk ? mk + o : NULL, ly->delta + o,
-                                ly->out_c, pix, db);
+                ly->dmax = fmaxf2(ly->dmax,
+                                  fa_delta_finish(ly->act, slope, with_deriv,
+                                                  src + (size_t)j * (size_t)nd, ly->out_c,
+                                                  ly->z + o, mk ? mk + o : NULL, ly->delta + o,
+                                                  ly->out_c, pix, db));
             }
         }
-        weight_grad(net, l, x, ldx, ly->delta, m, grad);
+        gmax = fmaxf2(gmax, weight_grad(net, l, x, ldx, xmax, ly->delta, ly->dmax, m, grad));
     }
+    return gmax;
 }
 
-void fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, const float *t,
-                     int32_t ldt, int32_t batch, int train, float *grad, double *loss)
+float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
+                      const float *t, int32_t ldt, int32_t batch, int train, float *grad,
+                      double *loss)
 {
     const fa_rule_desc *r = fa_rule_table[rule];
     const int32_t L = net->n_layers, nL = net->sizes[L];
@@ -152,28 +177,26 @@ void fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, con
             if (net->layers[l].fb_off >= 0)
                 r->derive(net, &net->layers[l], net->fb_eff + net->layers[l].fb_off);
 
-    fa_forward_pass(net, x, ldx, batch, train);
+    fa_forward_pass(net, x, ldx, batch, xmax, train);
 
     /* e = dL/dA_L = dL/dY .* f_L'(A_L); the loss divides by the batch */
     *loss = fa_loss_compute(net->loss, out->z, nL, t, ldt, nL, batch, net->e, nL);
     memset(grad + out->b_off, 0, (size_t)out->w_rows * sizeof *grad);
-    fa_delta_finish(out->act, (float)net->hp[FA_HP_LEAKY_SLOPE], 1, net->e, out->out_c,
-                    out->z, NULL, net->e, out->out_c, fa_layer_cols(out, batch),
-                    grad + out->b_off);
-    weight_grad(net, L, x, ldx, net->e, batch, grad);
+    out->dmax = fa_delta_finish(out->act, (float)net->hp[FA_HP_LEAKY_SLOPE], 1, net->e,
+                                out->out_c, out->z, NULL, net->e, out->out_c,
+                                fa_layer_cols(out, batch), grad + out->b_off);
+    float gmax = weight_grad(net, L, x, ldx, xmax, net->e, out->dmax, batch, grad);
     if (L == 1)
-        return;
+        return gmax;
     switch (r->hidden) {
     case FA_HIDDEN_DIRECT:
-        direct_errors(net, rule, x, ldx, t, ldt, batch, grad);
-        break;
+        return fmaxf2(gmax, direct_errors(net, rule, x, ldx, xmax, t, ldt, batch, grad));
     case FA_HIDDEN_NONE:
         /* the hidden layers' parameters all come before the last layer's */
         memset(grad, 0, (size_t)out->w_off * sizeof *grad);
-        break;
+        return gmax;
     default:
-        chain_errors(net, rule, x, ldx, batch, grad);
-        break;
+        return fmaxf2(gmax, chain_errors(net, rule, x, ldx, xmax, batch, grad));
     }
 }
 
@@ -213,22 +236,34 @@ static int check_matrix(const float *p, const char *name, int32_t rows, int32_t 
 }
 
 /* Every entry of p (rows, batch) with ld finite?  A NaN in the input would
- * otherwise surface as NaN output, or vanish silently behind a ReLU. */
+ * otherwise surface as NaN output, or vanish silently behind a ReLU.  *max
+ * (may be NULL) receives max |p|. */
 static int check_finite(const float *p, const char *name, int32_t rows, int32_t ld,
-                        int32_t batch, const char *fn)
+                        int32_t batch, float *max, const char *fn)
 {
+    float mx = 0.0f;
     for (int32_t j = 0; j < batch; j++) {
-        int64_t i = fa_find_nonfinite(p + (size_t)j * (size_t)ld, rows);
-        if (i >= 0)
-            return fa_fail(FA_ERR_NONFINITE, fn, "%s has a NaN or infinity at row %lld, "
-                           "column %d (0-based)", name, (long long)i, (int)j);
+        const float c = fa_absmax(p + (size_t)j * (size_t)ld, rows);
+        mx = c > mx ? c : mx;
     }
+    if (!(mx < INFINITY)) {
+        for (int32_t j = 0; j < batch; j++) {
+            int64_t i = fa_find_nonfinite(p + (size_t)j * (size_t)ld, rows);
+            if (i >= 0)
+                return fa_fail(FA_ERR_NONFINITE, fn, "%s has a NaN or infinity at row %lld, "
+                               "column %d (0-based)", name, (long long)i, (int)j);
+        }
+    }
+    if (max)
+        *max = mx;
     return FA_OK;
 }
 
-/* x (n_0, batch) with ldx and t (n_L, batch) with ldt (t optional). */
+/* x (n_0, batch) with ldx and t (n_L, batch) with ldt (t optional);
+ * *xmax receives max |x|. */
 static int check_batch_io(const fa_net *net, const float *x, int32_t ldx, const float *t,
-                          int32_t ldt, int need_t, int32_t batch, const char *fn)
+                          int32_t ldt, int need_t, int32_t batch, float *xmax,
+                          const char *fn)
 {
     int rc = fa_check_net(net, fn);
     if (rc)
@@ -240,10 +275,10 @@ static int check_batch_io(const fa_net *net, const float *x, int32_t ldx, const 
         return rc;
     if (batch < 1)
         return fa_fail(FA_ERR_SIZE, fn, "batch = %d, expected >= 1", (int)batch);
-    if ((rc = check_finite(x, "x", n0, ldx, batch, fn)))
+    if ((rc = check_finite(x, "x", n0, ldx, batch, xmax, fn)))
         return rc;
     if (need_t)
-        return check_finite(t, "t", nL, ldt, batch, fn);
+        return check_finite(t, "t", nL, ldt, batch, NULL, fn);
     return FA_OK;
 }
 
@@ -260,26 +295,29 @@ static int check_loss(double loss, const char *fn)
 /* --------------------------------------------------------- public calls */
 
 /* Inference into the output layer's workspace; checks the output. */
-static int infer(fa_net *net, const float *x, int32_t ldx, int32_t batch, const char *fn)
+static int infer(fa_net *net, const float *x, int32_t ldx, float xmax, int32_t batch,
+                 const char *fn)
 {
     int rc = fa_net_ensure_workspace(net, batch, fn);
     if (rc)
         return rc;
     const int32_t L = net->n_layers, nL = net->sizes[L];
-    fa_forward_pass(net, x, ldx, batch, 0);
+    fa_forward_pass(net, x, ldx, batch, xmax, 0);
     return check_finite(net->layers[L].z, "the network output (huge parameters?)", nL, nL,
-                        batch, fn);
+                        batch, NULL, fn);
 }
 
 FA_API int fa_net_forward(fa_net *net, const float *x, int32_t ldx, int32_t batch, float *y,
                           int32_t ldy)
 {
     static const char fn[] = "fa_net_forward";
-    int rc = check_batch_io(net, x, ldx, NULL, 0, 0, batch, fn);
+    float xmax = 0;
+    int rc = check_batch_io(net, x, ldx, NULL, 0, 0, batch, &xmax, fn);
     if (rc)
         return rc;
     const int32_t nL = net->sizes[net->n_layers];
-    if ((rc = check_matrix(y, "y", nL, ldy, "ldy", fn)) || (rc = infer(net, x, ldx, batch, fn)))
+    if ((rc = check_matrix(y, "y", nL, ldy, "ldy", fn)) ||
+        (rc = infer(net, x, ldx, xmax, batch, fn)))
         return rc;
     const float *z = net->layers[net->n_layers].z;
     for (int32_t j = 0; j < batch; j++)
@@ -292,12 +330,13 @@ FA_API int fa_net_loss(fa_net *net, const float *x, int32_t ldx, const float *t,
                        int32_t batch, float *loss)
 {
     static const char fn[] = "fa_net_loss";
-    int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, fn);
+    float xmax = 0;
+    int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, &xmax, fn);
     if (rc)
         return rc;
     if (!loss)
         return fa_fail(FA_ERR_NULL, fn, "loss is NULL");
-    if ((rc = infer(net, x, ldx, batch, fn)))
+    if ((rc = infer(net, x, ldx, xmax, batch, fn)))
         return rc;
     const int32_t nL = net->sizes[net->n_layers];
     double v = fa_loss_compute(net->loss, net->layers[net->n_layers].z, nL, t, ldt, nL, batch,
@@ -309,25 +348,30 @@ FA_API int fa_net_loss(fa_net *net, const float *x, int32_t ldx, const float *t,
 }
 
 /* Forward + rule into grad, with the checks every training entry point
- * shares; *gmax receives max |grad|.  Nothing but the workspace, grad and
- * the dropout stream is written, and a failure puts the stream back. */
-static int update_into(fa_net *net, const float *x, int32_t ldx, const float *t, int32_t ldt,
-                       int32_t batch, float *grad, double *loss, float *gmax, const char *fn)
+ * shares; *gmax receives max |grad| or a bound on it.  Nothing but the
+ * workspace, grad and the dropout stream is written, and a failure puts
+ * the stream back. */
+static int update_into(fa_net *net, const float *x, int32_t ldx, float xmax, const float *t,
+                       int32_t ldt, int32_t batch, float *grad, double *loss, float *gmax,
+                       const char *fn)
 {
     int rc = fa_net_ensure_workspace(net, batch, fn);
     if (rc || (rc = fa_feedback_ensure(net, net->rule, fn)))
         return rc;
     const fa_rng saved = net->rng_drop;
-    fa_compute_grad(net, net->rule, x, ldx, t, ldt, batch, 1, grad, loss);
+    *gmax = fa_compute_grad(net, net->rule, x, ldx, xmax, t, ldt, batch, 1, grad, loss);
     if ((rc = check_loss(*loss, fn))) {
         net->rng_drop = saved;
         return rc;
     }
-    *gmax = fa_absmax(grad, net->n_params);
-    if (!isfinite(*gmax)) {
-        net->rng_drop = saved;
-        return fa_fail(FA_ERR_NONFINITE, fn, "update entry %lld is not finite; nothing was "
-                       "updated", (long long)fa_find_nonfinite(grad, net->n_params));
+    if (!((double)*gmax < FA_VALUE_LIMIT)) {
+        /* the cheap bound says nothing: look at the update itself */
+        *gmax = fa_absmax(grad, net->n_params);
+        if (!isfinite(*gmax)) {
+            net->rng_drop = saved;
+            return fa_fail(FA_ERR_NONFINITE, fn, "update entry %lld is not finite; nothing "
+                           "was updated", (long long)fa_find_nonfinite(grad, net->n_params));
+        }
     }
     return FA_OK;
 }
@@ -337,12 +381,12 @@ FA_API int fa_net_train_step(fa_net *net, const float *x, int32_t ldx, const flo
 {
     static const char fn[] = "fa_net_train_step";
     double l = 0;
-    float gmax = 0;
-    int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, fn);
+    float gmax = 0, xmax = 0;
+    int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, &xmax, fn);
     if (rc)
         return rc;
     const fa_rng saved = net->rng_drop;
-    if ((rc = update_into(net, x, ldx, t, ldt, batch, net->grad, &l, &gmax, fn)))
+    if ((rc = update_into(net, x, ldx, xmax, t, ldt, batch, net->grad, &l, &gmax, fn)))
         return rc;
     if ((rc = fa_apply_step(net, net->grad, gmax, fn))) {
         net->rng_drop = saved;
@@ -358,10 +402,10 @@ FA_API int fa_net_compute_update(fa_net *net, const float *x, int32_t ldx, const
 {
     static const char fn[] = "fa_net_compute_update";
     double l = 0;
-    float gmax = 0;
-    int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, fn);
+    float gmax = 0, xmax = 0;
+    int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, &xmax, fn);
     if (rc || (rc = fa_check_flat(net, grad, "grad", n, 0, fn)) ||
-        (rc = update_into(net, x, ldx, t, ldt, batch, grad, &l, &gmax, fn)))
+        (rc = update_into(net, x, ldx, xmax, t, ldt, batch, grad, &l, &gmax, fn)))
         return rc;
     if (loss)
         *loss = (float)l;
@@ -387,7 +431,8 @@ FA_API int fa_net_alignment(fa_net *net, const float *x, int32_t ldx, const floa
                             int32_t ldt, int32_t batch, float *angles, int64_t n)
 {
     static const char fn[] = "fa_net_alignment";
-    int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, fn);
+    float xmax = 0;
+    int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, &xmax, fn);
     if (rc)
         return rc;
     const int32_t L = net->n_layers;
@@ -410,11 +455,11 @@ FA_API int fa_net_alignment(fa_net *net, const float *x, int32_t ldx, const floa
     double loss = 0;
     /* dropout off (train = 0): both passes see the same network and no RNG
      * is touched */
-    fa_compute_grad(net, FA_RULE_BP, x, ldx, t, ldt, batch, 0, net->grad_aux, &loss);
+    fa_compute_grad(net, FA_RULE_BP, x, ldx, xmax, t, ldt, batch, 0, net->grad_aux, &loss);
     if (!isfinite(loss) || fa_find_nonfinite(net->grad_aux, net->n_params) >= 0)
         return fa_fail(FA_ERR_NONFINITE, fn, "the loss (%g) or the BP gradient is not finite "
                        "on this batch", loss);
-    fa_compute_grad(net, net->rule, x, ldx, t, ldt, batch, 0, net->grad, &loss);
+    fa_compute_grad(net, net->rule, x, ldx, xmax, t, ldt, batch, 0, net->grad, &loss);
     if (fa_find_nonfinite(net->grad, net->n_params) >= 0)
         return fa_fail(FA_ERR_NONFINITE, fn, "the rule's update is not finite on this batch");
     for (int32_t l = 1; l < L; l++) {

@@ -47,6 +47,7 @@ static void kp_after_commit(fa_net *net)
 {
     const float keep = (float)(1.0 - net->hp[FA_HP_KP_DECAY]);
     float *fb = net->fb[FA_RULE_KP];
+    uint32_t mx = 0;
     for (int32_t l = 1; l <= net->n_layers; l++) {
         const fa_layer *ly = &net->layers[l];
         if (ly->fb_off < 0)
@@ -54,10 +55,13 @@ static void kp_after_commit(fa_net *net)
         const float *w = fa_w(net, ly);
         float *b = fb + ly->fb_off;
         const int64_t n = (int64_t)ly->w_rows * ly->w_cols;
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = 0; i < n; i++) {
             b[i] = w[i] + keep * b[i];
+            uint32_t u = fa_mag_bits(b[i]);
+            mx = u > mx ? u : mx;
+        }
     }
-    net->fb_absmax[FA_RULE_KP] = fa_absmax(fb, net->fb_layer_len);
+    net->fb_absmax[FA_RULE_KP] = fa_bits_mag(mx);
 }
 
 const fa_rule_desc fa_rule_kp = {

@@ -73,6 +73,7 @@ static void wm_after_commit(fa_net *net)
     const float rate = (float)(net->hp[FA_HP_WM_LR] / k);
     float *fb = net->fb[FA_RULE_WM];
     float *s = net->rule_scratch[FA_RULE_WM];
+    uint32_t mx = 0;
     for (int32_t l = 1; l <= net->n_layers; l++) {
         const fa_layer *ly = &net->layers[l];
         if (ly->fb_off < 0)
@@ -88,10 +89,13 @@ static void wm_after_commit(fa_net *net)
         ly->ops->weight_grad(ly, x, ly->n_in, col, y, k, est);
         float *b = fb + ly->fb_off;
         const int64_t n = (int64_t)ly->w_rows * ly->w_cols;
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = 0; i < n; i++) {
             b[i] = keep * b[i] + rate * est[i];
+            uint32_t u = fa_mag_bits(b[i]);
+            mx = u > mx ? u : mx;
+        }
     }
-    net->fb_absmax[FA_RULE_WM] = fa_absmax(fb, net->fb_layer_len);
+    net->fb_absmax[FA_RULE_WM] = fa_bits_mag(mx);
 }
 
 const fa_rule_desc fa_rule_wm = {
