@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,13 +270,65 @@ find_option(const char *name, size_t len)
     return -1;
 }
 
+/* Numbers are read strictly: strtol, strtoull and strtod skip leading
+ * spaces and take a sign (strtoull turns " -1" into 2^64-1), and strtod
+ * also takes "inf", "nan" and hexadecimal; none of that is a sensible
+ * value for an option, so the text is checked character by character first
+ * and the conversion only computes the value. */
+
 static bool
-parse_long(const char *opt, const char *s, long lo, long hi, int32_t *out)
+is_digit(char ch)
 {
-    char *end = NULL;
+    return ch >= '0' && ch <= '9';
+}
+
+/* One or more digits and nothing else. */
+static bool
+all_digits(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!is_digit(*s))
+            return false;
+    return true;
+}
+
+/* A decimal number without sign: digits with at most one '.', at least one
+ * digit, then optionally an exponent (e or E, an optional sign, digits). */
+static bool
+is_decimal(const char *s)
+{
+    int digits = 0;
+    while (is_digit(*s))
+        s++, digits++;
+    if (*s == '.')
+        for (s++; is_digit(*s); s++)
+            digits++;
+    if (digits == 0)
+        return false;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        if (!is_digit(*s))
+            return false;
+        while (is_digit(*s))
+            s++;
+    }
+    return *s == '\0';
+}
+
+/* An integer in lo..hi (lo >= 0: no sign is ever needed). */
+static bool
+parse_int(const char *opt, const char *s, long lo, long hi, int32_t *out)
+{
+    bool syntax = all_digits(s);
+    long v = -1;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+    if (syntax)
+        v = strtol(s, NULL, 10);
+    if (!syntax || errno != 0 || v < lo || v > hi) {
         report_error("--%s: expected an integer in %ld..%ld, got '%s'", opt,
                      lo, hi, s);
         return false;
@@ -284,43 +337,75 @@ parse_long(const char *opt, const char *s, long lo, long hi, int32_t *out)
     return true;
 }
 
-/* Real in [lo, hi], or [lo, hi) when hi_open. */
+/* How parse_real judges a value besides lo <= v <= hi. */
+enum {
+    R_LO_OPEN = 1,    /* v > lo */
+    R_HI_OPEN = 2,    /* v < hi, also once rounded to float (the library
+                         computes in float: 0.99999999999 would be 1) */
+    R_FLOAT_MIN = 4,  /* lo is FLT_MIN: at least FLT_MIN once rounded to
+                         float, the smallest rate the library accepts */
+    R_ZERO_OK = 8,    /* 0 too, besides the range (a special value) */
+};
+
 static bool
-parse_real(const char *opt, const char *s, double lo, double hi, bool hi_open,
+parse_real(const char *opt, const char *s, double lo, double hi, int flags,
            double *out)
 {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < lo ||
-        v > hi || (hi_open && v >= hi)) {
-        report_error("--%s: expected a number in [%g, %g%c, got '%s'", opt, lo,
-                     hi, hi_open ? ')' : ']', s);
+    bool syntax = is_decimal(s);
+    double v = 0.0;
+    if (syntax)
+        v = strtod(s, NULL);
+    /* errno is not consulted: an overflow is HUGE_VAL, refused as not
+     * finite, and an underflow is a tiny value the range judges.  Every
+     * bound is far inside the float range, so once v <= hi holds the
+     * conversions to float below are defined. */
+    bool ok = syntax && isfinite(v) && v <= hi &&
+              ((flags & R_FLOAT_MIN) ? (float)v >= FLT_MIN : v >= lo) &&
+              (!(flags & R_LO_OPEN) || v > lo) &&
+              (!(flags & R_HI_OPEN) || (v < hi && (float)v < (float)hi));
+    if ((flags & R_ZERO_OK) && syntax && v == 0.0)
+        ok = true;
+    if (!ok) {
+        char los[32];
+        if (flags & R_FLOAT_MIN)
+            snprintf(los, sizeof los, "1.2e-38");
+        else
+            snprintf(los, sizeof los, "%g", lo);
+        report_error("--%s: expected %sa number in %c%s, %g%c, got '%s'", opt,
+                     (flags & R_ZERO_OK) ? "0 or " : "",
+                     (flags & R_LO_OPEN) ? '(' : '[', los, hi,
+                     (flags & R_HI_OPEN) ? ')' : ']', s);
         return false;
     }
     *out = v;
     return true;
 }
 
+/* Widths like 784-1000-10: digits separated by single dashes. */
 static bool
 parse_arch(const char *s, config *c)
 {
     const char *p = s;
     int n = 0;
-    while (*p != '\0') {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno != 0 || v < 1 || v > 1000000 ||
-            (*end != '-' && *end != '\0') || n > MAX_LAYERS) {
+    for (;;) {
+        long v = 0;
+        const char *start = p;
+        /* Once past the limit v stops growing: it stays out of range and
+         * far from overflow, whatever the number of digits. */
+        for (; is_digit(*p); p++)
+            if (v <= 1000000)
+                v = v * 10 + (*p - '0');
+        if (p == start || v < 1 || v > 1000000 || n > MAX_LAYERS ||
+            (*p != '-' && *p != '\0')) {
             report_error("--arch: expected widths like 784-1000-10 (2 to %d "
-                         "numbers in 1..1000000), got '%s'", MAX_LAYERS + 1, s);
+                         "numbers in 1..1000000, digits only), got '%s'",
+                         MAX_LAYERS + 1, s);
             return false;
         }
         c->sizes[n++] = (int32_t)v;
-        p = *end == '-' ? end + 1 : end;
-        if (*end == '-' && *p == '\0')
-            n = 0; /* trailing '-': reject below */
+        if (*p == '\0')
+            break;
+        p++; /* the dash; a digit must follow (checked above next round) */
     }
     if (n < 2) {
         report_error("--arch: expected widths like 784-1000-10 (at least "
@@ -331,6 +416,7 @@ parse_arch(const char *s, config *c)
     return true;
 }
 
+/* A comma-separated list of distinct rule names, without empty items. */
 static bool
 parse_rules(const char *s, config *c)
 {
@@ -339,29 +425,63 @@ parse_rules(const char *s, config *c)
         report_error("--compare: list too long: '%s'", s);
         return false;
     }
-    strcpy(buf, s);
     c->n_compare = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
+    const char *p = s;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        memcpy(buf, p, len);
+        buf[len] = '\0';
         int32_t r = 0;
-        if (!parse_enum("compare", tok, NK_RULE, &r))
+        if (len == 0) {
+            report_error("--compare: expected a comma-separated list of %s "
+                         "without empty items, got '%s'", "bp, fa, dfa", s);
+            return false;
+        }
+        if (!parse_enum("compare", buf, NK_RULE, &r))
             return false;
         for (int i = 0; i < c->n_compare; i++) {
             if (c->compare[i] == r) {
-                report_error("--compare: rule '%s' listed twice", tok);
+                report_error("--compare: rule '%s' listed twice", buf);
                 return false;
             }
         }
+        /* Distinct rules cannot outnumber MAX_RULES; kept as a guard. */
         if (c->n_compare == MAX_RULES)
             return false;
         c->compare[c->n_compare++] = r;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
     }
-    if (c->n_compare == 0) {
-        report_error("--compare: expected a comma-separated list of bp, fa, "
-                     "dfa, got '%s'", s);
+    return true;
+}
+
+/* A path: anything but empty (the empty string names no file). */
+static bool
+parse_path(const char *opt, const char *what, const char *s, const char **out)
+{
+    if (*s == '\0') {
+        report_error("--%s: expected %s, got an empty string", opt, what);
         return false;
     }
+    *out = s;
+    return true;
+}
+
+static bool
+parse_seed(const char *s, uint64_t *out)
+{
+    bool syntax = all_digits(s);
+    unsigned long long v = 0;
+    errno = 0;
+    if (syntax)
+        v = strtoull(s, NULL, 10);
+    if (!syntax || errno != 0 || v > UINT64_MAX) {
+        report_error("--seed: expected an integer in 0..%llu, got '%s'",
+                     (unsigned long long)UINT64_MAX, s);
+        return false;
+    }
+    *out = (uint64_t)v;
     return true;
 }
 
@@ -371,64 +491,41 @@ convert(int id, const char *v, config *c)
 {
     const char *n = opts[id].name;
     switch (id) {
-    case O_DATA: c->data_dir = v; return true;
-    case O_VAL: return parse_long(n, v, 0, INT32_MAX, &c->val);
-    case O_LIMIT_TRAIN: return parse_long(n, v, 0, INT32_MAX, &c->limit_train);
-    case O_LIMIT_TEST: return parse_long(n, v, 0, INT32_MAX, &c->limit_test);
+    case O_DATA: return parse_path(n, "a directory", v, &c->data_dir);
+    case O_VAL: return parse_int(n, v, 0, INT32_MAX, &c->val);
+    case O_LIMIT_TRAIN: return parse_int(n, v, 0, INT32_MAX, &c->limit_train);
+    case O_LIMIT_TEST: return parse_int(n, v, 0, INT32_MAX, &c->limit_test);
     case O_INPUT_NORM: return parse_enum(n, v, NK_NORM, &c->input_norm);
     case O_ARCH: return parse_arch(v, c);
     case O_ACT: return parse_enum(n, v, NK_ACT, &c->act);
     case O_OUT_ACT: return parse_enum(n, v, NK_ACT, &c->out_act);
     case O_LOSS: return parse_enum(n, v, NK_LOSS, &c->loss);
-    case O_DROPOUT: return parse_real(n, v, 0.0, 1.0, true, &c->dropout);
+    case O_DROPOUT: return parse_real(n, v, 0.0, 1.0, R_HI_OPEN, &c->dropout);
     case O_INIT: return parse_enum(n, v, NK_INIT, &c->init);
     case O_RULE: return parse_enum(n, v, NK_RULE, &c->rule);
     case O_FB_DIST: return parse_enum(n, v, NK_DIST, &c->fb_dist);
-    case O_FB_SCALE: return parse_real(n, v, 0.0, 1e6, false, &c->fb_scale);
+    case O_FB_SCALE:
+        return parse_real(n, v, FLT_MIN, 1e6, R_FLOAT_MIN | R_ZERO_OK,
+                          &c->fb_scale);
     case O_DFA_VARIANT: return parse_enum(n, v, NK_VARIANT, &c->dfa_variant);
     case O_OPT: return parse_enum(n, v, NK_OPT, &c->opt);
-    case O_LR:
-        if (!parse_real(n, v, 0.0, 1e3, false, &c->lr))
-            return false;
-        if (c->lr <= 0.0) {
-            report_error("--lr: expected a number > 0, got '%s'", v);
-            return false;
-        }
-        return true;
+    case O_LR: return parse_real(n, v, FLT_MIN, 1e3, R_FLOAT_MIN, &c->lr);
     case O_LR_DECAY:
-        if (!parse_real(n, v, 0.0, 1.0, false, &c->lr_decay))
-            return false;
-        if (c->lr_decay <= 0.0) {
-            report_error("--lr-decay: expected a factor in (0, 1], got '%s'",
-                         v);
-            return false;
-        }
-        return true;
-    case O_LR_EVERY: return parse_long(n, v, 1, 1000000, &c->lr_every);
-    case O_MOMENTUM: return parse_real(n, v, 0.0, 1.0, true, &c->momentum);
-    case O_WD: return parse_real(n, v, 0.0, 1e3, false, &c->wd);
-    case O_EPOCHS: return parse_long(n, v, 0, 1000000, &c->epochs);
-    case O_BATCH: return parse_long(n, v, 1, 1 << 20, &c->batch);
-    case O_SEED: {
-        char *end = NULL;
-        errno = 0;
-        unsigned long long s = strtoull(v, &end, 10);
-        if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0) {
-            report_error("--seed: expected a non-negative integer, got '%s'",
-                         v);
-            return false;
-        }
-        c->seed = (uint64_t)s;
-        return true;
-    }
-    case O_THREADS: return parse_long(n, v, 0, 1024, &c->threads);
-    case O_SAVE: c->save = v; return true;
-    case O_LOAD: c->load = v; return true;
-    case O_LOG: c->log = v; return true;
+        return parse_real(n, v, 0.0, 1.0, R_LO_OPEN, &c->lr_decay);
+    case O_LR_EVERY: return parse_int(n, v, 1, 1000000, &c->lr_every);
+    case O_MOMENTUM:
+        return parse_real(n, v, 0.0, 1.0, R_HI_OPEN, &c->momentum);
+    case O_WD: return parse_real(n, v, 0.0, 1e3, 0, &c->wd);
+    case O_EPOCHS: return parse_int(n, v, 0, 1000000, &c->epochs);
+    case O_BATCH: return parse_int(n, v, 1, 1 << 20, &c->batch);
+    case O_SEED: return parse_seed(v, &c->seed);
+    case O_THREADS: return parse_int(n, v, 0, 1024, &c->threads);
+    case O_SAVE: return parse_path(n, "a file name", v, &c->save);
+    case O_LOAD: return parse_path(n, "a file name", v, &c->load);
+    case O_LOG: return parse_path(n, "a file name", v, &c->log);
     case O_COMPARE: return parse_rules(v, c);
-    case O_OUT: c->out = v; return true;
-    case O_ALIGN_BATCH:
-        return parse_long(n, v, 0, 1000000, &c->align_batch);
+    case O_OUT: return parse_path(n, "a directory", v, &c->out);
+    case O_ALIGN_BATCH: return parse_int(n, v, 0, 1000000, &c->align_batch);
     case O_PROGRESS: return parse_enum(n, v, NK_PROGRESS, &c->progress);
     case O_HELP: c->help = true; return true;
     default: return false;

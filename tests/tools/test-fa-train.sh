@@ -156,11 +156,11 @@ if command -v gnuplot >/dev/null 2>&1; then
 fi
 
 # --- failures: non-zero status, one-line message, no crash ----------------
-# expect_error NAME PATTERN ARGS...: exit status in 1..127, stderr one line
-# matching PATTERN (grep -E), nothing that looks like a crash.
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
+# expect_status WANT NAME PATTERN ARGS...: exit status WANT (or "any": 1..127),
+# stderr one line matching PATTERN (grep -E), nothing that looks like a crash.
+expect_status() {
+    local want=$1 name=$2 pattern=$3
+    shift 3
     "$FA_TRAIN" "$@" >"$TMP/err.out" 2>"$TMP/err.txt"
     local st=$?
     local lines
@@ -169,6 +169,8 @@ expect_error() {
         fail "$name: exit status 0"
     elif [ $st -gt 128 ]; then
         fail "$name: killed by signal $((st - 128))"
+    elif [ "$want" != any ] && [ $st -ne "$want" ]; then
+        fail "$name: exit status $st, expected $want: $(cat "$TMP/err.txt")"
     elif [ "$lines" -ne 1 ]; then
         fail "$name: expected one line on stderr, got $lines: $(cat "$TMP/err.txt")"
     elif ! grep -Eq -- "$pattern" "$TMP/err.txt"; then
@@ -177,30 +179,68 @@ expect_error() {
         pass "$name: $(cat "$TMP/err.txt")"
     fi
 }
+# A runtime failure (status 1 here, but any non-crash status is accepted).
+expect_error() {
+    expect_status any "$@"
+}
+# A bad command line: status 2, refused before any work.
+expect_usage() {
+    expect_status 2 "$@"
+}
 
 D=(--data "$TMP/data" --threads 1 --progress off)
-expect_error "unknown option" "unknown option '--frobnicate'" "${D[@]}" --frobnicate 3
-expect_error "positional argument" "unexpected argument" "${D[@]}" foo
-expect_error "missing value" "--lr needs a value" "${D[@]}" --lr
-expect_error "bad number" "--lr: expected" "${D[@]}" --lr abc
-expect_error "negative lr" "--lr: expected" "${D[@]}" --lr -1
-expect_error "zero lr" "--lr: expected" "${D[@]}" --lr 0
-expect_error "nan lr" "--lr: expected" "${D[@]}" --lr nan
-expect_error "bad epochs" "--epochs: expected an integer" "${D[@]}" --epochs 2x
-expect_error "huge batch" "--batch: expected an integer" "${D[@]}" --batch 99999999999
-expect_error "bad rule" "--rule: unknown value 'xyz'" "${D[@]}" --rule xyz
-expect_error "bad act" "--act: unknown value" "${D[@]}" --act swish
-expect_error "bad opt" "--opt: unknown value" "${D[@]}" --opt=lbfgs
-expect_error "bad dropout" "--dropout: expected" "${D[@]}" --dropout 1
-expect_error "bad arch" "--arch: expected widths" "${D[@]}" --arch 64-x-10
-expect_error "arch one number" "--arch: expected widths" "${D[@]}" --arch 64
-expect_error "arch trailing dash" "--arch: expected widths" "${D[@]}" --arch 64-10-
-expect_error "bad compare" "--compare: unknown value 'sgd'" "${D[@]}" --compare bp,sgd
-expect_error "compare twice" "listed twice" "${D[@]}" --compare bp,bp
-expect_error "compare and save" "--compare" "${D[@]}" --compare bp --save "$TMP/x"
-expect_error "flag with value" "--help takes no value" "${D[@]}" --help=1
-expect_error "loss/out-act" "--out-act" "${D[@]}" --out-act tanh
-expect_error "arch with load" "--arch cannot be combined with --load" "${D[@]}" --load "$model" --arch 64-10
+expect_usage "unknown option" "unknown option '--frobnicate'" "${D[@]}" --frobnicate 3
+expect_usage "positional argument" "unexpected argument" "${D[@]}" foo
+expect_usage "missing value" "--lr needs a value" "${D[@]}" --lr
+expect_usage "bad number" "--lr: expected" "${D[@]}" --lr abc
+expect_usage "negative lr" "--lr: expected" "${D[@]}" --lr -1
+expect_usage "zero lr" "--lr: expected" "${D[@]}" --lr 0
+expect_usage "nan lr" "--lr: expected" "${D[@]}" --lr nan
+expect_usage "bad epochs" "--epochs: expected an integer" "${D[@]}" --epochs 2x
+expect_usage "huge batch" "--batch: expected an integer" "${D[@]}" --batch 99999999999
+expect_usage "bad rule" "--rule: unknown value 'xyz'" "${D[@]}" --rule xyz
+expect_usage "bad act" "--act: unknown value" "${D[@]}" --act swish
+expect_usage "bad opt" "--opt: unknown value" "${D[@]}" --opt=lbfgs
+expect_usage "bad dropout" "--dropout: expected" "${D[@]}" --dropout 1
+expect_usage "bad arch" "--arch: expected widths" "${D[@]}" --arch 64-x-10
+expect_usage "arch one number" "--arch: expected widths" "${D[@]}" --arch 64
+expect_usage "arch trailing dash" "--arch: expected widths" "${D[@]}" --arch 64-10-
+# Strict numbers: digits (and for reals a decimal point and exponent) only;
+# no sign, no spaces, nothing empty, finite, within range -- and for the
+# values the library takes as floats, within range as a float.
+expect_usage "seed with a sign and space" "--seed: expected an integer in 0\.\.18446744073709551615, got ' -1'" "${D[@]}" --seed ' -1'
+expect_usage "seed with a plus" "--seed: expected" "${D[@]}" --seed +5
+expect_usage "seed above 2^64-1" "--seed: expected" "${D[@]}" --seed 18446744073709551616
+expect_usage "empty seed" "--seed: expected" "${D[@]}" --seed ''
+expect_usage "epochs with a space" "--epochs: expected an integer in 0\.\.1000000, got ' 3'" "${D[@]}" --epochs ' 3'
+expect_usage "epochs with a trailing space" "--epochs: expected" "${D[@]}" --epochs '3 '
+expect_usage "batch with a plus" "--batch: expected" "${D[@]}" --batch +32
+expect_usage "negative zero" "--limit-train: expected" "${D[@]}" --limit-train -0
+expect_usage "empty val" "--val: expected" "${D[@]}" --val=
+expect_usage "arch with spaces" "--arch: expected widths" "${D[@]}" --arch ' 64- 10'
+expect_usage "arch with a plus" "--arch: expected widths" "${D[@]}" --arch 64-+10
+expect_usage "arch with two dashes" "--arch: expected widths" "${D[@]}" --arch 64--10
+expect_usage "arch leading dash" "--arch: expected widths" "${D[@]}" --arch -64-10
+expect_usage "lr below FLT_MIN" "--lr: expected a number in \[1\.2e-38, 1000\], got '1e-50'" "${D[@]}" --lr 1e-50
+expect_usage "lr with a space" "--lr: expected" "${D[@]}" --lr ' 0.1'
+expect_usage "lr with a plus" "--lr: expected" "${D[@]}" --lr +0.1
+expect_usage "lr infinite" "--lr: expected" "${D[@]}" --lr inf
+expect_usage "lr in hex" "--lr: expected" "${D[@]}" --lr 0x1p-3
+expect_usage "lr overflowing" "--lr: expected" "${D[@]}" --lr 1e999
+expect_usage "momentum 1 as a float" "--momentum: expected a number in \[0, 1\)" "${D[@]}" --momentum 0.99999999999
+expect_usage "dropout 1 as a float" "--dropout: expected" "${D[@]}" --dropout 0.999999999999
+expect_usage "fb-scale below FLT_MIN" "--fb-scale: expected 0 or a number in \[1\.2e-38, 1e\+06\]" "${D[@]}" --fb-scale 1e-45
+expect_usage "lr-decay zero" "--lr-decay: expected a number in \(0, 1\]" "${D[@]}" --lr-decay 0
+expect_usage "wd with a trailing space" "--wd: expected" "${D[@]}" --wd '0 '
+expect_usage "empty save path" "--save: expected a file name" "${D[@]}" --save ''
+expect_usage "compare empty item" "--compare: " "${D[@]}" --compare bp,,fa
+expect_usage "compare trailing comma" "--compare: " "${D[@]}" --compare bp,
+expect_usage "bad compare" "--compare: unknown value 'sgd'" "${D[@]}" --compare bp,sgd
+expect_usage "compare twice" "listed twice" "${D[@]}" --compare bp,bp
+expect_usage "compare and save" "--compare" "${D[@]}" --compare bp --save "$TMP/x"
+expect_usage "flag with value" "--help takes no value" "${D[@]}" --help=1
+expect_usage "loss/out-act" "--out-act" "${D[@]}" --out-act tanh
+expect_usage "arch with load" "--arch cannot be combined with --load" "${D[@]}" --load "$model" --arch 64-10
 expect_error "input width" "input width 784 does not match the 64 pixels" "${D[@]}" --arch 784-10-10 --epochs 1
 expect_error "output width" "output width 5 cannot represent label 9" "${D[@]}" --arch 64-5 --epochs 1
 expect_error "val too large" "--val 2000" "${D[@]}" --val 2000
