@@ -468,6 +468,26 @@ parse_path(const char *opt, const char *what, const char *s, const char **out)
     return true;
 }
 
+/* --out: also no control characters.  Its files are drawn by gnuplot, run
+ * in that directory so that the path never enters gnuplot's input (see
+ * plots.c); refusing a newline or an escape here as well keeps the path
+ * out of reach even of a future script change, and keeps the one-line
+ * messages and the "plot: PATH" lines that name it one line each. */
+static bool
+parse_out(const char *s, const char **out)
+{
+    for (const char *p = s; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch < 0x20 || ch == 0x7f) {
+            report_error("--out: expected a directory name without control "
+                         "characters, got one (0x%02x) at byte %d", ch,
+                         (int)(p - s) + 1);
+            return false;
+        }
+    }
+    return parse_path("out", "a directory", s, out);
+}
+
 static bool
 parse_seed(const char *s, uint64_t *out)
 {
@@ -524,7 +544,7 @@ convert(int id, const char *v, config *c)
     case O_LOAD: return parse_path(n, "a file name", v, &c->load);
     case O_LOG: return parse_path(n, "a file name", v, &c->log);
     case O_COMPARE: return parse_rules(v, c);
-    case O_OUT: return parse_path(n, "a directory", v, &c->out);
+    case O_OUT: return parse_out(v, &c->out);
     case O_ALIGN_BATCH: return parse_int(n, v, 0, 1000000, &c->align_batch);
     case O_PROGRESS: return parse_enum(n, v, NK_PROGRESS, &c->progress);
     case O_HELP: c->help = true; return true;

@@ -10,6 +10,9 @@ set -u
 
 FA_TRAIN=${1:?usage: test-fa-train.sh FA_TRAIN GEN_SYNTH}
 GEN_SYNTH=${2:?usage: test-fa-train.sh FA_TRAIN GEN_SYNTH}
+# Absolute: some tests run in another directory.
+case $FA_TRAIN in /*) ;; *) FA_TRAIN=$PWD/$FA_TRAIN ;; esac
+case $GEN_SYNTH in /*) ;; *) GEN_SYNTH=$PWD/$GEN_SYNTH ;; esac
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/test-fa-train.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
@@ -153,6 +156,54 @@ if command -v gnuplot >/dev/null 2>&1; then
     else
         fail "--compare plots missing: $(grep -i plot "$TMP/cmp.txt")"
     fi
+fi
+
+# --- no path from the command line reaches gnuplot ------------------------
+# gnuplot reads its script line by line: a newline in --out used to start a
+# command of its own in plots.gp, and system "touch PWNED" ran.  Now --out
+# refuses control characters, and gnuplot runs in the --out directory on a
+# script naming only fixed relative files.
+if command -v gnuplot >/dev/null 2>&1; then
+    mkdir -p "$TMP/cwd"
+    evil="$TMP/cwd/evil
+system \"touch PWNED\"
+x"
+    (cd "$TMP/cwd" && "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" \
+        --compare bp,fa --epochs 1 --out "$evil" >"$TMP/evil.txt" 2>&1)
+    st=$?
+    pwned=$(find "$TMP" -name 'PWNED*' | head -n 1)
+    if [ -n "$pwned" ]; then
+        fail "--out with a newline ran a gnuplot command: $pwned exists"
+    elif [ $st -ne 2 ] || ! grep -q -- '--out: expected a directory name without control characters' "$TMP/evil.txt"; then
+        fail "--out with a newline: exit $st, expected 2: $(tail -n 2 "$TMP/evil.txt")"
+    else
+        pass "--out with a newline is refused, no gnuplot command ran"
+    fi
+    # Quotes and a gnuplot command in a legal name: plotted, nothing ran, and
+    # the script does not contain the path.
+    odd="$TMP/cwd/it's; system \"touch PWNED2\"; '"
+    (cd "$TMP/cwd" && "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" \
+        --compare bp,dfa --epochs 1 --out "$odd" >"$TMP/odd.txt" 2>&1)
+    st=$?
+    pwned=$(find "$TMP" -name 'PWNED*' | head -n 1)
+    if [ $st -eq 0 ] && [ -z "$pwned" ] && [ -s "$odd/accuracy.png" ] \
+        && [ -s "$odd/alignment.png" ] && ! grep -q 'cwd' "$odd/plots.gp" \
+        && grep -qF "plot: $odd/accuracy.png" "$TMP/odd.txt"; then
+        pass "--out with quotes: plotted, the script names no path"
+    else
+        fail "--out with quotes: exit $st, ${pwned:-no PWNED}: $(tail -n 3 "$TMP/odd.txt")"
+    fi
+fi
+
+# Without gnuplot: the results and curves all the same, a note, status 0.
+PATH=/nonexistent "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --compare bp,fa \
+    --epochs 1 --out "$TMP/nognuplot" >"$TMP/nognuplot.txt" 2>&1
+st=$?
+if [ $st -eq 0 ] && [ -s "$TMP/nognuplot/curve-fa.dat" ] && [ -s "$TMP/nognuplot/plots.gp" ] \
+    && grep -q 'cannot run gnuplot (not found in PATH): plots skipped' "$TMP/nognuplot.txt"; then
+    pass "--compare without gnuplot: curves and script, plots skipped"
+else
+    fail "--compare without gnuplot: exit $st: $(tail -n 3 "$TMP/nognuplot.txt")"
 fi
 
 # --- failures: non-zero status, one-line message, no crash ----------------
