@@ -9,15 +9,19 @@
  * the --compare series.  The modules are listed in fa-train.h.
  *
  * Exit status: 0 success, 1 runtime failure (unreadable or corrupt data,
- * library error, divergence), 2 bad command line.
+ * unwritable --save, library error, divergence), 2 bad command line,
+ * 128 + signal number (130, 143) after SIGINT or SIGTERM stopped the
+ * training (the network is saved first, with --save).
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "fa-train.h"
 
@@ -28,6 +32,77 @@
  * not. */
 extern void openblas_set_num_threads(int num_threads);
 #endif
+
+volatile sig_atomic_t stop_signal = 0;
+
+/* Only records the signal: the training loop looks at stop_signal after
+ * every batch, then saves and reports outside the handler. */
+static void
+on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* SIGINT and SIGTERM ask the training to stop after the current batch.
+ * SA_RESETHAND: a second signal takes the default action at once, for a
+ * user who means it (the save replaces FILE atomically, so that cannot
+ * leave a half-written model).  SA_RESTART: reads and writes in progress
+ * go on.  A signal that was ignored when fa-train started (nohup, a
+ * background job of a script) stays ignored, as the caller wanted. */
+static void
+install_stop_handlers(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND | SA_RESTART;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* --save is tried before any work, so that a mistyped directory does not
+ * cost a whole training: the path must not be a directory, and a file
+ * named like the save's temporary file (FILE.tmp.XXXXXX, which is then
+ * renamed over FILE) must be creatable next to it; the probe is removed at
+ * once.  False after a message. */
+static bool
+check_save_path(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        report_error("--save %s: is a directory, expected a file name", path);
+        return false;
+    }
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t len = strlen(path);
+    char *probe = malloc(len + sizeof suffix);
+    if (probe == NULL) {
+        report_error("--save %s: out of memory", path);
+        return false;
+    }
+    memcpy(probe, path, len);
+    memcpy(probe + len, suffix, sizeof suffix);
+    int fd = mkstemp(probe);
+    if (fd < 0) {
+        int err = errno;
+        /* The directory, for the message: up to the last '/'. */
+        const char *slash = strrchr(path, '/');
+        int dlen = slash == NULL ? 1 : slash == path ? 1 : (int)(slash - path);
+        report_error("--save %s: cannot create a file in %.*s: %s", path, dlen,
+                     slash == NULL ? "." : path, strerror(err));
+        free(probe);
+        return false;
+    }
+    close(fd);
+    unlink(probe);
+    free(probe);
+    return true;
+}
 
 static bool
 mkdir_p(const char *dir)
@@ -69,6 +144,8 @@ run_single(const config *c, const data *d, csv_log *log)
     if (st != RUN_FAILED)
         report_final(&r);
     free_run(&r);
+    if (st == RUN_INTERRUPTED)
+        return 128 + stop_signal;
     return st == RUN_OK ? 0 : 1;
 }
 
@@ -79,7 +156,7 @@ run_compare(const config *c, const data *d, csv_log *log)
 {
     run runs[MAX_RULES];
     int done = 0, status = 0;
-    for (int i = 0; i < c->n_compare; i++) {
+    for (int i = 0; i < c->n_compare && stop_signal == 0; i++) {
         run_status st = train(c, d, c->compare[i], log, &runs[done]);
         if (st != RUN_OK)
             status = 1;
@@ -92,13 +169,15 @@ run_compare(const config *c, const data *d, csv_log *log)
             report_final(&runs[done]);
         done++;
     }
-    if (done > 0) {
+    /* Stopped by a signal: the table of what was done, but no plots (the
+     * user asked to stop, and gnuplot got the terminal's SIGINT too). */
+    if (done > 0)
         compare_table(runs, done);
+    if (done > 0 && stop_signal == 0)
         plots(c, runs, done);
-    }
     for (int i = 0; i < done; i++)
         free_run(&runs[i]);
-    return status;
+    return stop_signal != 0 ? 128 + stop_signal : status;
 }
 
 int
@@ -123,6 +202,8 @@ main(int argc, char **argv)
         return EXIT_USAGE;
 #endif
     }
+    if (c.save && !check_save_path(c.save))
+        return 1;
     char log_path[4200];
     const char *logp = c.log;
     if (c.n_compare > 0) {
@@ -148,6 +229,9 @@ main(int argc, char **argv)
         printf("data: %s: %d training, %d validation, %d test samples of %d "
                "features\n", c.data_dir, d.train.n, d.val.n, d.test.n,
                d.features);
+        /* From here on a signal stops the training cleanly; before, during
+         * the data load, it ends the program at once as usual. */
+        install_stop_handlers();
         status = c.n_compare > 0 ? run_compare(&c, &d, &log)
                                  : run_single(&c, &d, &log);
     }

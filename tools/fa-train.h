@@ -16,6 +16,7 @@
 #ifndef FA_TOOLS_FA_TRAIN_H
 #define FA_TOOLS_FA_TRAIN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ enum opt_id {
     O_DATA, O_VAL, O_LIMIT_TRAIN, O_LIMIT_TEST, O_INPUT_NORM,
     O_ARCH, O_ACT, O_OUT_ACT, O_LOSS, O_DROPOUT, O_INIT,
     O_RULE, O_FB_DIST, O_FB_SCALE, O_DFA_VARIANT,
-    O_OPT, O_LR, O_LR_DECAY, O_LR_EVERY, O_MOMENTUM, O_WD,
+    O_OPT, O_LR, O_LR_DECAY, O_LR_EVERY, O_LR_MIN, O_MOMENTUM, O_WD,
     O_EPOCHS, O_BATCH, O_SEED, O_THREADS,
     O_SAVE, O_LOAD, O_LOG, O_COMPARE, O_OUT, O_ALIGN_BATCH, O_PROGRESS,
     O_HELP,
@@ -64,7 +65,7 @@ typedef struct config {
     int32_t rule, fb_dist, dfa_variant;
     double fb_scale;
     int32_t opt;
-    double lr, lr_decay, momentum, wd;
+    double lr, lr_decay, lr_min, momentum, wd;
     int32_t lr_every, epochs, batch, threads, align_batch, progress;
     uint64_t seed;
     const char *save, *load, *log, *out;
@@ -125,7 +126,12 @@ typedef enum run_status {
     RUN_OK = 0,
     RUN_DIVERGED,    /* a step's loss or update was not finite */
     RUN_FAILED,      /* any other error, already reported */
+    RUN_INTERRUPTED, /* SIGINT or SIGTERM: stopped after a batch */
 } run_status;
+
+/* The signal (SIGINT, SIGTERM) that asked the training to stop after the
+ * current batch, or 0.  Set by main's handler only. */
+extern volatile sig_atomic_t stop_signal;
 
 typedef struct run {
     int32_t rule;
@@ -145,7 +151,9 @@ typedef struct csv_log {
 } csv_log;
 
 /* Train one network under one rule and fill r (free it with free_run even
- * on failure).  Returns r->status. */
+ * on failure).  Returns r->status.  With --save the network is saved at
+ * the end, and also when the training stops early (divergence, any other
+ * failure, a stop signal), as it was when it stopped. */
 run_status train(const config *c, const data *d, int32_t rule, csv_log *log,
                  run *r);
 void free_run(run *r);

@@ -151,11 +151,18 @@ static const optdef opts[O_COUNT] = {
                        "DFA injects G'e after the activation (times f', Nokland) "
                        "or before it (without f')"},
     [O_OPT] = {"Optimiser", "opt", NULL, NK_OPT, "adam", "optimiser"},
-    [O_LR] = {"Optimiser", "lr", "X", NO_ENUM, "0.001", "learning rate"},
+    [O_LR] = {"Optimiser", "lr", "X", NO_ENUM, "0.001",
+              "learning rate, in [1.2e-38, 1000]"},
     [O_LR_DECAY] = {"Optimiser", "lr-decay", "F", NO_ENUM, "1",
-                    "multiply the learning rate by F every --lr-every epochs"},
+                    "multiply the learning rate by F, in (0, 1], every "
+                    "--lr-every epochs"},
     [O_LR_EVERY] = {"Optimiser", "lr-every", "K", NO_ENUM, "1",
                     "epochs between learning-rate decays"},
+    [O_LR_MIN] = {"Optimiser", "lr-min", "X", NO_ENUM, "1e-08",
+                  "floor of the decaying learning rate, in [1.2e-38, 1000]: "
+                  "--lr-decay never takes it below X (nor below a starting "
+                  "rate smaller than X, which then stays constant); the "
+                  "library refuses rates below 1.2e-38"},
     [O_MOMENTUM] = {"Optimiser", "momentum", "MU", NO_ENUM, "0.9",
                     "momentum of momentum and nesterov, in [0, 1)"},
     [O_WD] = {"Optimiser", "wd", "X", NO_ENUM, "0",
@@ -533,6 +540,8 @@ convert(int id, const char *v, config *c)
     case O_LR_DECAY:
         return parse_real(n, v, 0.0, 1.0, R_LO_OPEN, &c->lr_decay);
     case O_LR_EVERY: return parse_int(n, v, 1, 1000000, &c->lr_every);
+    case O_LR_MIN:
+        return parse_real(n, v, FLT_MIN, 1e3, R_FLOAT_MIN, &c->lr_min);
     case O_MOMENTUM:
         return parse_real(n, v, 0.0, 1.0, R_HI_OPEN, &c->momentum);
     case O_WD: return parse_real(n, v, 0.0, 1e3, 0, &c->wd);
@@ -584,6 +593,16 @@ check_combinations(const config *c)
                      "activation (it applies its own link), got '%s'",
                      enum_name(NK_LOSS, c->loss),
                      enum_name(NK_ACT, c->out_act));
+        return false;
+    }
+    /* Only a floor given explicitly is checked: the default must not
+     * turn a small --lr into an error.  With --load and no --lr the
+     * starting rate is the file's, unknown here.  In both cases the
+     * schedule floors at the smaller of the two (train.c). */
+    if (c->set[O_LR_MIN] && (c->load == NULL || c->set[O_LR]) &&
+        c->lr_min > c->lr) {
+        report_error("--lr-min: expected a floor at most the learning rate "
+                     "(--lr %g), got %g", c->lr, c->lr_min);
         return false;
     }
     if (c->load == NULL && c->dropout > 0.0 && c->n_layers < 2) {

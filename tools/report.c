@@ -214,9 +214,11 @@ compare_table(const run *runs, int n)
         const run *r = &runs[i];
         char title[16];
         rule_title(r->rule, title, sizeof title);
+        const char *how = r->status == RUN_DIVERGED      ? "diverged"
+                          : r->status == RUN_INTERRUPTED ? "interrupted"
+                                                         : "failed";
         if (r->status != RUN_OK && r->epochs <= 0) {
-            printf("%-5s %10s\n", title,
-                   r->status == RUN_DIVERGED ? "diverged" : "failed");
+            printf("%-5s %10s\n", title, how);
             continue;
         }
         char val[32], angles[256];
@@ -227,11 +229,13 @@ compare_table(const run *runs, int n)
             snprintf(val, sizeof val, "%.2f %%", bv);
         format_angles(angles, sizeof angles, angles_of(r, r->epochs),
                       r->n_layers - 1);
+        char note[32] = "";
+        if (r->status != RUN_OK)
+            snprintf(note, sizeof note, "  (%s)", how);
         double t = mean_epoch_s(r);
         printf("%-5s %8.2f %% %10s %10.2f s %8.2f   %s%s\n", title,
                r->test_acc[r->epochs], val, t,
-               tref > 0 ? t / tref : (double)NAN, angles,
-               r->status == RUN_DIVERGED ? "  (diverged)" : "");
+               tref > 0 ? t / tref : (double)NAN, angles, note);
     }
     if (runs[ref].rule != FA_RULE_BP) {
         char title[16];

@@ -162,6 +162,7 @@ typedef struct trainer {
     int32_t nb;      /* batches per epoch */
     int32_t align_n; /* samples of the alignment batch (0: off) */
     double base_lr;
+    int32_t batches_done; /* in the epoch under way, for an early stop */
     uint64_t shuffle_state;
     bool bar;
     /* Buffers: batch inputs, batch targets, evaluation outputs, alignment
@@ -234,11 +235,15 @@ release(trainer *t)
     t->net = NULL;
 }
 
-/* The learning rate of epoch e >= 1: base * decay^floor((e-1)/every). */
+/* The learning rate of epoch e >= 1: base * decay^floor((e-1)/every), but
+ * not below --lr-min (nor below base when base is smaller: the floor never
+ * raises the rate).  Without the floor a long decay reaches rates the
+ * library refuses (below FLT_MIN), which stopped the training. */
 static double
 schedule_lr(const config *c, double base, int32_t e)
 {
-    return base * pow(c->lr_decay, (double)((e - 1) / c->lr_every));
+    double lr = base * pow(c->lr_decay, (double)((e - 1) / c->lr_every));
+    return fmax(lr, fmin(c->lr_min, base));
 }
 
 /* Epoch e >= 1: the schedule's learning rate, then one pass over the
@@ -255,6 +260,7 @@ run_epoch(trainer *t, int32_t e)
         return RUN_FAILED;
     }
     r->lr[e] = lr;
+    t->batches_done = 0;
     shuffle(t->perm, d->train.n, &t->shuffle_state);
     double t0 = now_s(), last_draw = 0.0, loss_sum = 0.0;
     int64_t seen = 0;
@@ -280,6 +286,7 @@ run_epoch(trainer *t, int32_t e)
             lib_error("fa_net_train_step", rc);
             return RUN_FAILED;
         }
+        t->batches_done = b + 1;
         loss_sum += (double)loss * m;
         seen += m;
         if (t->bar) {
@@ -289,9 +296,17 @@ run_epoch(trainer *t, int32_t e)
                 last_draw = el;
             }
         }
+        /* A stop signal takes effect here, between two steps, so that the
+         * network saved afterwards is the state after a whole batch. */
+        if (stop_signal != 0 && b + 1 < t->nb) {
+            if (t->bar)
+                progress_clear();
+            return RUN_INTERRUPTED;
+        }
     }
     r->epoch_s[e] = now_s() - t0;
     r->train_loss[e] = loss_sum / (double)seen;
+    t->batches_done = 0; /* the epoch is whole: an early stop is after it */
     if (t->bar)
         progress_clear();
     return RUN_OK;
@@ -360,6 +375,63 @@ measure_alignment(trainer *t, int32_t e)
     return RUN_OK;
 }
 
+static const char *
+signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
+
+/* Where the training stopped, for the messages of an early stop. */
+static void
+describe_stop(const trainer *t, run_status st, char *buf, size_t len)
+{
+    const run *r = t->r;
+    if (st == RUN_OK || t->batches_done == 0)
+        snprintf(buf, len, "after epoch %d", r->epochs);
+    else
+        snprintf(buf, len, "after batch %d/%d of epoch %d", t->batches_done,
+                 t->nb, r->epochs + 1);
+}
+
+/* Save the network to --save.  After an early stop this is the state when
+ * the training stopped (a diverging step changes nothing, so it is the
+ * state before it), said on stderr; but parameters that are no longer
+ * finite (a step that overflowed after the fact) are not saved: such a
+ * model could not even be loaded, and it would replace FILE. */
+static bool
+save_net(const trainer *t, run_status st)
+{
+    const char *path = t->c->save;
+    char where[96];
+    describe_stop(t, st, where, sizeof where);
+    if (st != RUN_OK) {
+        const float *p = NULL;
+        int64_t n = 0;
+        if (fa_net_params_data(t->net, &p) == FA_OK &&
+            fa_net_param_count(t->net, &n) == FA_OK) {
+            for (int64_t i = 0; i < n; i++) {
+                if (!isfinite(p[i])) {
+                    report_error("--save %s: not saved: the parameters are "
+                                 "no longer finite", path);
+                    return false;
+                }
+            }
+        }
+    }
+    int rc = fa_net_save(t->net, path);
+    if (rc != FA_OK) {
+        report_error("--save %s: %s: %s", path, fa_status_string(rc),
+                     fa_last_error());
+        return false;
+    }
+    if (st == RUN_OK)
+        printf("saved %s\n", path);
+    else
+        report_error("training stopped early: saved the network as it was "
+                     "%s to %s", where, path);
+    return true;
+}
+
 run_status
 train(const config *c, const data *d, int32_t rule, csv_log *log, run *r)
 {
@@ -382,6 +454,11 @@ train(const config *c, const data *d, int32_t rule, csv_log *log, run *r)
 
     run_status st = RUN_OK;
     for (int32_t e = 0; e <= c->epochs && st == RUN_OK; e++) {
+        /* A signal during an evaluation is seen before the next epoch. */
+        if (e > 0 && stop_signal != 0) {
+            st = RUN_INTERRUPTED;
+            break;
+        }
         if (e > 0 && (st = run_epoch(&t, e)) != RUN_OK)
             break;
         if ((st = evaluate(&t, e)) != RUN_OK ||
@@ -391,20 +468,15 @@ train(const config *c, const data *d, int32_t rule, csv_log *log, run *r)
         report_epoch(c, r, e, d->val.n > 0);
         log_row(log, r, e, d->train.n);
     }
-    if (st != RUN_OK) {
-        r->status = st;
-        goto done;
+    if (st == RUN_INTERRUPTED) {
+        char where[96];
+        describe_stop(&t, st, where, sizeof where);
+        report_error("%s: stopped %s", signal_name(stop_signal), where);
     }
-    if (c->save) {
-        int rc = fa_net_save(t.net, c->save);
-        if (rc != FA_OK) {
-            report_error("--save %s: %s: %s", c->save, fa_status_string(rc),
-                         fa_last_error());
-            goto done;
-        }
-        printf("saved %s\n", c->save);
-    }
-    r->status = RUN_OK;
+    /* Saved in every case, so that an early stop keeps what was learnt. */
+    if (c->save && !save_net(&t, st) && st == RUN_OK)
+        st = RUN_FAILED;
+    r->status = st;
 done:
     release(&t);
     return r->status;

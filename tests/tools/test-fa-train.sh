@@ -120,6 +120,115 @@ else
     fail "CSV log: $(cat "$TMP/log.csv" 2>/dev/null)"
 fi
 
+# --- the learning-rate schedule has a floor --------------------------------
+# --lr 1e-3 --lr-decay 0.5 used to reach rates below FLT_MIN, which the
+# library refuses: the run stopped at epoch 118 with status 1 and no --save.
+# Tiny epochs (one batch, no alignment) keep 130 of them fast.
+TINY_DATA=(--data "$TMP/data" --threads 1 --progress off --batch 200
+           --limit-train 200 --limit-test 100 --align-batch 0)
+TINY=("${TINY_DATA[@]}" --arch 64-10)
+"$FA_TRAIN" "${TINY[@]}" --lr 1e-3 --lr-decay 0.5 --epochs 130 \
+    --save "$TMP/decay.fa" --log "$TMP/decay.csv" >"$TMP/decay.txt" 2>&1
+st=$?
+last_lr=$(tail -n 1 "$TMP/decay.csv" | cut -d, -f2,3)
+if [ $st -eq 0 ] && [ -s "$TMP/decay.fa" ] && [ "$last_lr" = "130,1e-08" ] \
+    && grep -q '^final: .*epochs=130' "$TMP/decay.txt"; then
+    pass "long decay: floored at the default --lr-min 1e-08, all 130 epochs, saved"
+else
+    fail "long decay: exit $st, last epoch,lr '$last_lr': $(tail -n 2 "$TMP/decay.txt")"
+fi
+"$FA_TRAIN" "${TINY[@]}" --lr 1e-3 --lr-decay 0.5 --lr-min 2e-5 --epochs 8 \
+    --log "$TMP/floor.csv" >"$TMP/floor.txt" 2>&1
+st=$?
+# Epochs 1..8: 1e-3 halved each epoch, then held at 2e-5 from epoch 7.
+lrs=$(tail -n 8 "$TMP/floor.csv" | cut -d, -f3 | tr '\n' ' ')
+if [ $st -eq 0 ] && [ "$lrs" = "0.001 0.0005 0.00025 0.000125 6.25e-05 3.125e-05 2e-05 2e-05 " ]; then
+    pass "--lr-min 2e-5: $lrs"
+else
+    fail "--lr-min 2e-5: exit $st, rates $lrs"
+fi
+# A rate below the default floor is kept, not raised to it.
+"$FA_TRAIN" "${TINY[@]}" --lr 1e-9 --lr-decay 0.5 --epochs 2 \
+    --log "$TMP/low.csv" >"$TMP/low.txt" 2>&1
+st=$?
+lrs=$(tail -n 2 "$TMP/low.csv" | cut -d, -f3 | tr '\n' ' ')
+if [ $st -eq 0 ] && [ "$lrs" = "1e-09 1e-09 " ]; then
+    pass "--lr below the default floor stays: $lrs"
+else
+    fail "--lr 1e-9: exit $st, rates $lrs"
+fi
+
+# --- a failure in mid-training still saves the network --------------------
+# SGD at a rate of 1000 on MSE diverges in the first epoch: the step that
+# overflows changes nothing, so the network before it is saved and loads.
+"$FA_TRAIN" --data "$TMP/data" --threads 1 --progress off --align-batch 0 \
+    --arch 64-32-10 --opt sgd --lr 1000 --loss mse --epochs 3 \
+    --save "$TMP/diverged.fa" >"$TMP/diverged.txt" 2>&1
+st=$?
+# Batch b diverged: the state saved is the one after batch b-1.
+b=$(sed -n 's/.*diverged in epoch 1, batch \([0-9]*\) .*/\1/p' "$TMP/diverged.txt")
+if [ "${b:-1}" -gt 1 ]; then where="batch $((b - 1))/16 of epoch 1"; else where="epoch 0"; fi
+if [ $st -eq 1 ] && [ -n "$b" ] \
+    && grep -q "training stopped early: saved the network as it was after $where to $TMP/diverged.fa" "$TMP/diverged.txt" \
+    && "$FA_TRAIN" "${TINY_DATA[@]}" --load "$TMP/diverged.fa" --epochs 0 >/dev/null 2>&1; then
+    pass "divergence: status 1, the network before it saved and loadable"
+else
+    fail "divergence with --save: exit $st: $(cat "$TMP/diverged.txt")"
+fi
+
+# --- --save is checked before the training --------------------------------
+for bad in "$TMP/nowhere/model.fa" "$TMP"; do
+    "$FA_TRAIN" "${TINY[@]}" --epochs 1 --save "$bad" >"$TMP/probe.out" 2>"$TMP/probe.err"
+    st=$?
+    if [ $st -eq 1 ] && [ "$(wc -l <"$TMP/probe.err")" -eq 1 ] \
+        && grep -Eq -- "--save $bad: (cannot create a file in $TMP/nowhere|is a directory)" "$TMP/probe.err" \
+        && ! grep -q 'epoch' "$TMP/probe.out"; then
+        pass "unwritable --save refused before training: $(cat "$TMP/probe.err")"
+    else
+        fail "--save $bad: exit $st, $(cat "$TMP/probe.err"), $(head -n 3 "$TMP/probe.out")"
+    fi
+done
+if ls "$TMP" | grep -q '\.tmp\.'; then
+    fail "the --save probe left a file behind: $(ls "$TMP" | grep '\.tmp\.')"
+fi
+
+# --- SIGINT and SIGTERM: finish the batch, save, exit 128 + signal ---------
+# No timing: fa-train writes into a FIFO, the test reads until the line of
+# epoch 1 (so the handlers are in place and training runs) and only then
+# signals; a million epochs cannot end first.  Job control (set -m) gives
+# the background job default signal handling: a script's background jobs
+# otherwise start with SIGINT ignored, which fa-train respects.
+signal_test() {
+    local sig=$1 want=$2 line st
+    local fifo="$TMP/sig.fifo" model="$TMP/sig-$sig.fa"
+    rm -f "$fifo" && mkfifo "$fifo" || { fail "SIG$sig: mkfifo"; return; }
+    set -m
+    "$FA_TRAIN" "${TINY[@]}" --arch 64-32-10 --batch 20 --epochs 1000000 \
+        --save "$model" >"$fifo" 2>"$TMP/sig-$sig.err" &
+    local pid=$!
+    set +m
+    exec 3<"$fifo"
+    while IFS= read -r line <&3; do
+        case $line in "epoch   1/"*) break ;; esac
+    done
+    kill -s "$sig" "$pid" 2>/dev/null
+    cat <&3 >"$TMP/sig-$sig.out"
+    exec 3<&-
+    wait "$pid"
+    st=$?
+    if [ $st -eq "$want" ] \
+        && grep -Eq "SIG$sig: stopped after (batch [0-9]+/10 of )?epoch [0-9]+" "$TMP/sig-$sig.err" \
+        && grep -q "saved the network as it was after .* to $model" "$TMP/sig-$sig.err" \
+        && grep -q '^final: ' "$TMP/sig-$sig.out" \
+        && "$FA_TRAIN" "${TINY_DATA[@]}" --load "$model" --epochs 0 >/dev/null 2>&1; then
+        pass "SIG$sig: status $st, $(head -n 1 "$TMP/sig-$sig.err")"
+    else
+        fail "SIG$sig: exit $st (expected $want): $(cat "$TMP/sig-$sig.err")"
+    fi
+}
+signal_test INT 130
+signal_test TERM 143
+
 # --- validation split ------------------------------------------------------
 if "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --epochs 1 --val 300 \
     >"$TMP/val.txt" 2>&1 && grep -q '1700 training, 300 validation' "$TMP/val.txt" \
@@ -283,6 +392,8 @@ expect_usage "dropout 1 as a float" "--dropout: expected" "${D[@]}" --dropout 0.
 expect_usage "fb-scale below FLT_MIN" "--fb-scale: expected 0 or a number in \[1\.2e-38, 1e\+06\]" "${D[@]}" --fb-scale 1e-45
 expect_usage "lr-decay zero" "--lr-decay: expected a number in \(0, 1\]" "${D[@]}" --lr-decay 0
 expect_usage "wd with a trailing space" "--wd: expected" "${D[@]}" --wd '0 '
+expect_usage "lr-min below FLT_MIN" "--lr-min: expected a number in \\[1\\.2e-38, 1000\\]" "${D[@]}" --lr-min 1e-39
+expect_usage "lr-min above lr" "--lr-min: expected a floor at most the learning rate \\(--lr 0\\.001\\), got 0\\.01" "${D[@]}" --lr-min 0.01
 expect_usage "empty save path" "--save: expected a file name" "${D[@]}" --save ''
 expect_usage "compare empty item" "--compare: " "${D[@]}" --compare bp,,fa
 expect_usage "compare trailing comma" "--compare: " "${D[@]}" --compare bp,
@@ -332,7 +443,7 @@ expect_error "wrong magic" "$TMP/bad/t10k-images-idx3-ubyte: not an IDX file" --
 st=$?
 missing=""
 for o in data val limit-train limit-test input-norm arch act out-act loss dropout init \
-         rule fb-dist fb-scale dfa-variant opt lr lr-decay lr-every momentum wd \
+         rule fb-dist fb-scale dfa-variant opt lr lr-decay lr-every lr-min momentum wd \
          epochs batch seed threads save load log compare out align-batch progress help; do
     grep -q -- "^  --$o\b" "$TMP/help.txt" || missing="$missing --$o"
 done
