@@ -44,11 +44,12 @@ load_data(const config *c, data *d)
                    "t10k-labels-idx1-ubyte", &d->test_img, &d->test_lab,
                    d->test_path, sizeof d->test_path))
         return false;
-    if (d->test_img.features != d->train_img.features) {
-        report_error("%s: images of %dx%d pixels, but the training images "
-                     "(%s) are %dx%d", d->test_path, d->test_img.rows,
-                     d->test_img.cols, d->train_path, d->train_img.rows,
-                     d->train_img.cols);
+    /* The shape, not only the pixel count: 4x16 test images against 8x8
+     * training ones are another data set. */
+    char err[1024];
+    if (idx_check_same_shape(d->test_path, &d->test_img, d->train_path,
+                             &d->train_img, err, sizeof err) != IDX_OK) {
+        report_error("%s", err);
         return false;
     }
     d->features = d->train_img.features;

@@ -60,6 +60,14 @@ int idx_read_pair(const char *images_path, const char *labels_path,
                   idx_images *images, idx_labels *labels, char *err,
                   size_t errlen);
 
+/* Check that images (read from path) have the shape, rows and columns, of
+ * ref (read from ref_path): the same pixel count is not enough, 4x16
+ * images are not 8x8 ones.  IDX_ERR_FORMAT with a message giving both
+ * files and shapes when they differ; IDX_ERR_ARG for a NULL argument. */
+int idx_check_same_shape(const char *path, const idx_images *images,
+                         const char *ref_path, const idx_images *ref,
+                         char *err, size_t errlen);
+
 /* Find "dir/base.gz" or else "dir/base"; writes the chosen path into path
  * (size pathlen).  Returns IDX_ERR_IO with a message naming both candidates
  * when neither is readable. */

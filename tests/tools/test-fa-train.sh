@@ -435,6 +435,19 @@ corrupt_dir
 printf '\x00\x00\x08\x03\x00\x00\x00\x01' >"$TMP/bad/t10k-images-idx3-ubyte"
 expect_error "truncated header" "$TMP/bad/t10k-images-idx3-ubyte: truncated header" --data "$TMP/bad" --threads 1
 corrupt_dir
+# Bytes after the gzip stream: zlib's gzread used to skip them unnoticed.
+printf 'trailing junk' >>"$TMP/bad/train-labels-idx1-ubyte.gz"
+expect_error "gzip trailing bytes" "$TMP/bad/train-labels-idx1-ubyte.gz: data after the end of the gzip stream" --data "$TMP/bad" --threads 1
+corrupt_dir
+gzip -c </dev/null >>"$TMP/bad/train-images-idx3-ubyte.gz"
+expect_error "second gzip member" "$TMP/bad/train-images-idx3-ubyte.gz: data after the end of the gzip stream" --data "$TMP/bad" --threads 1
+corrupt_dir
+# The 500 test images of 8x8 declared as 4x16: the same 64 pixels, another
+# shape; only the pixel count used to be compared.
+{ printf '\x00\x00\x08\x03\x00\x00\x01\xf4\x00\x00\x00\x04\x00\x00\x00\x10'
+  tail -c +17 "$TMP/data/t10k-images-idx3-ubyte"; } >"$TMP/bad/t10k-images-idx3-ubyte"
+expect_error "image shape" "$TMP/bad/t10k-images-idx3-ubyte: images of 4x16 pixels .*, but those of $TMP/bad/train-images-idx3-ubyte.gz are 8x8" --data "$TMP/bad" --threads 1 --arch 64-10
+corrupt_dir
 printf 'GIF89a not an idx file at all' >"$TMP/bad/t10k-images-idx3-ubyte"
 expect_error "wrong magic" "$TMP/bad/t10k-images-idx3-ubyte: not an IDX file" --data "$TMP/bad" --threads 1
 
