@@ -175,7 +175,9 @@ static const optdef opts[O_COUNT] = {
     [O_THREADS] = {"Training", "threads", "N", NO_ENUM, "0",
                    "OpenBLAS threads (0: OpenBLAS's own choice)"},
     [O_SAVE] = {"Files", "save", "FILE", NO_ENUM, NULL,
-                "save the trained network to FILE"},
+                "save the trained network to FILE; its directory is checked "
+                "before training, and the network is also saved when the "
+                "training stops early (divergence, error, SIGINT/SIGTERM)"},
     [O_LOAD] = {"Files", "load", "FILE", NO_ENUM, NULL,
                 "start from a saved network (architecture, rule, optimiser "
                 "state); options given explicitly override its settings"},
@@ -186,7 +188,8 @@ static const optdef opts[O_COUNT] = {
                    "comma-separated list (e.g. bp,fa,dfa), print a table and "
                    "write plots to --out"},
     [O_OUT] = {"Output", "out", "DIR", NO_ENUM, "results",
-               "directory for the --compare table data and plots"},
+               "directory for the --compare table data and plots (no control "
+               "characters)"},
     [O_ALIGN_BATCH] = {"Output", "align-batch", "N", NO_ENUM, "512",
                        "training samples on which the alignment angles are "
                        "measured each epoch (0: off)"},
@@ -262,7 +265,15 @@ print_help(void)
                  o->def ? o->def : (takes_value(o) ? "none" : "off"));
         print_wrapped(text, 6, 78);
     }
-    printf("\nExample: " PROG " --rule dfa --epochs 20 --lr 0.0003\n"
+    printf("\nNumbers are plain decimals (no sign, spaces, inf or nan); "
+           "ranges are checked\nbefore any work.\n"
+           "\nSIGINT or SIGTERM stops the training after the current batch "
+           "(with --save, the\nnetwork is saved first); a second one ends "
+           "the program at once.\n"
+           "\nExit status: 0 success, 1 runtime failure (data, model file, "
+           "library error,\ndivergence), 2 bad command line, 130 or 143 "
+           "after SIGINT or SIGTERM.\n"
+           "\nExample: " PROG " --rule dfa --epochs 20 --lr 0.0003\n"
            "         " PROG " --compare bp,fa,dfa --epochs 3 --out results\n");
 }
 
@@ -440,8 +451,10 @@ parse_rules(const char *s, config *c)
         buf[len] = '\0';
         int32_t r = 0;
         if (len == 0) {
+            char list[128];
+            join_names(NK_RULE, ", ", list, sizeof list);
             report_error("--compare: expected a comma-separated list of %s "
-                         "without empty items, got '%s'", "bp, fa, dfa", s);
+                         "without empty items, got '%s'", list, s);
             return false;
         }
         if (!parse_enum("compare", buf, NK_RULE, &r))

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end tests of fa-train on a small synthetic data set in IDX form:
 # it learns under every rule, --save/--load reproduces the test accuracy,
-# --compare writes its table and curves, and bad options, corrupt files and
+# --compare writes its table and curves, the learning-rate schedule has a
+# floor, an early stop (divergence, SIGINT, SIGTERM) still saves, no
+# --out path reaches gnuplot, and bad options (status 2), corrupt files and
 # unreadable paths end with a one-line message and a non-zero status --
-# never a crash (a status above 128 is death by a signal: a failure here).
+# never a crash (a status above 128 is death by a signal: a failure here,
+# except 130/143 where the signal test expects them).  Nothing waits on
+# time: the signal test synchronises on fa-train's output through a FIFO.
 #
 # Usage: test-fa-train.sh FA_TRAIN GEN_SYNTH
 set -u
