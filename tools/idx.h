@@ -7,9 +7,10 @@
  * (unsigned byte) is used by the image/label sets and only it is accepted.
  *
  * Every function here validates the whole file (magic, type, number of
- * dimensions, data length against the declared dimensions, gzip integrity)
- * and on failure writes one line into err naming the file and saying what
- * was expected.  Nothing prints, nothing exits.
+ * dimensions, data length against the declared dimensions, gzip integrity:
+ * exactly one gzip member, CRC and length checked, nothing after it) and
+ * on failure writes one line into err naming the file and saying what was
+ * expected.  Nothing prints, nothing exits.
  */
 #ifndef FA_TOOLS_IDX_H
 #define FA_TOOLS_IDX_H

@@ -16,8 +16,10 @@
 
 /* The only copy of the names the command line accepts.  The library enum
  * lists are in the order of the library's values (fixed ABI), so a name's
- * index is its value.  When the library offers its own name tables, these
- * become calls to it in enum_name and parse_enum, and nowhere else. */
+ * index is its value.  When the library offers its own name tables
+ * (name, lookup, count), the seven library lists go and enum_count,
+ * enum_name and parse_enum call it for NK_ACT..NK_OPT; nothing outside
+ * this section knows how names are stored. */
 static const char *const act_names[] = {"identity", "tanh", "sigmoid", "relu",
                                         "leaky-relu", NULL};
 static const char *const loss_names[] = {"mse", "softmax-ce", "sigmoid-bce",
@@ -399,7 +401,8 @@ parse_real(const char *opt, const char *s, double lo, double hi, int flags,
     return true;
 }
 
-/* Widths like 784-1000-10: digits separated by single dashes. */
+/* Widths like 784-1000-10: digits separated by single dashes.  (Another
+ * candidate for a library call once the library parses such specs.) */
 static bool
 parse_arch(const char *s, config *c)
 {
