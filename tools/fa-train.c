@@ -25,14 +25,6 @@
 
 #include "fa-train.h"
 
-#ifdef FA_HAVE_OPENBLAS_SET_NUM_THREADS
-/* Not in our header on purpose: the library does not expose BLAS threading.
- * OpenBLAS reads OPENBLAS_NUM_THREADS in a constructor that runs before
- * main, so setenv() from here would come too late; the runtime call does
- * not. */
-extern void openblas_set_num_threads(int num_threads);
-#endif
-
 volatile sig_atomic_t stop_signal = 0;
 
 /* Only records the signal: the training loop looks at stop_signal after
@@ -180,37 +172,40 @@ run_compare(const config *c, const data *d, csv_log *log)
     return stop_signal != 0 ? 128 + stop_signal : status;
 }
 
-int
-main(int argc, char **argv)
+/* The BLAS line of the header, and a warning when OpenBLAS runs kernels
+ * far below what the CPU can do (it falls back to them on CPUs it does not
+ * recognise, such as some virtual ones). */
+static void
+report_blas(void)
 {
-    /* Line-buffered so that a log redirected to a file follows the
-     * training epoch by epoch. */
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    config c;
-    if (!parse_args(argc, argv, &c))
+    char info[512];
+    int32_t generic = 0;
+    if (fa_blas_info(info, sizeof info, &generic) != FA_OK)
+        return;
+    printf("blas: %s\n", info);
+    if (generic)
+        fprintf(stderr, PROG ": warning: OpenBLAS runs generic kernels on a CPU with "
+                "AVX2/AVX-512; setting OPENBLAS_CORETYPE (e.g. Haswell, SkylakeX or Zen) "
+                "in the environment may make training several times faster\n");
+}
+
+/* Everything after the command line; returns the exit status. */
+static int
+run_program(const config *c)
+{
+    if (c->threads > 0 && fa_set_threads(c->threads) != FA_OK) {
+        lib_error("fa_set_threads (--threads)", FA_ERR_ARG);
         return EXIT_USAGE;
-    if (c.help) {
-        print_help();
-        return 0;
     }
-    if (c.threads > 0) {
-#ifdef FA_HAVE_OPENBLAS_SET_NUM_THREADS
-        openblas_set_num_threads(c.threads);
-#else
-        report_error("--threads: this build cannot set the BLAS thread count; "
-                     "set OPENBLAS_NUM_THREADS in the environment instead");
-        return EXIT_USAGE;
-#endif
-    }
-    if (c.save && !check_save_path(c.save))
+    if (c->save && !check_save_path(c->save))
         return 1;
     char log_path[4200];
-    const char *logp = c.log;
-    if (c.n_compare > 0) {
-        if (!mkdir_p(c.out))
+    const char *logp = c->log;
+    if (c->n_compare > 0) {
+        if (!mkdir_p(c->out))
             return 1;
         if (logp == NULL) {
-            snprintf(log_path, sizeof log_path, "%s/log.csv", c.out);
+            snprintf(log_path, sizeof log_path, "%s/log.csv", c->out);
             logp = log_path;
         }
     }
@@ -223,22 +218,43 @@ main(int argc, char **argv)
             return 1;
         }
     }
+    report_blas();
     data d;
     int status = 1;
-    if (load_data(&c, &d)) {
+    if (load_data(c, &d)) {
         printf("data: %s: %d training, %d validation, %d test samples of %d "
-               "features\n", c.data_dir, d.train.n, d.val.n, d.test.n,
+               "features\n", c->data_dir, d.train.n, d.val.n, d.test.n,
                d.features);
         /* From here on a signal stops the training cleanly; before, during
          * the data load, it ends the program at once as usual. */
         install_stop_handlers();
-        status = c.n_compare > 0 ? run_compare(&c, &d, &log)
-                                 : run_single(&c, &d, &log);
+        status = c->n_compare > 0 ? run_compare(c, &d, &log)
+                                  : run_single(c, &d, &log);
     }
     free_data(&d);
     if (log.f && fclose(log.f) != 0) {
         report_error("--log %s: write failed: %s", logp, strerror(errno));
         status = 1;
     }
+    return status;
+}
+
+int
+main(int argc, char **argv)
+{
+    /* Line-buffered so that a log redirected to a file follows the
+     * training epoch by epoch. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    config c;
+    int status;
+    if (!parse_args(argc, argv, &c))
+        status = EXIT_USAGE;
+    else if (c.help)
+        print_help(), status = 0;
+    else if (c.help_rules)
+        print_help_rules(), status = 0;
+    else
+        status = run_program(&c);
+    config_free(&c);
     return status;
 }

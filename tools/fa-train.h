@@ -25,8 +25,8 @@
 #include "idx.h"
 
 #define PROG "fa-train"
-#define MAX_LAYERS 16
-#define MAX_RULES 8
+#define MAX_RULES 32   /* distinct rules in --compare (the library has 11) */
+#define MAX_HPARAMS 32 /* --hparam settings */
 #define EXIT_USAGE 2
 
 /* ------------------------------------------------------------- options */
@@ -35,19 +35,19 @@ enum opt_id {
     O_DATA, O_VAL, O_LIMIT_TRAIN, O_LIMIT_TEST, O_INPUT_NORM,
     O_ARCH, O_ACT, O_OUT_ACT, O_LOSS, O_DROPOUT, O_INIT,
     O_RULE, O_FB_DIST, O_FB_SCALE, O_DFA_VARIANT,
+    O_HPARAM,
     O_OPT, O_LR, O_LR_DECAY, O_LR_EVERY, O_LR_MIN, O_MOMENTUM, O_WD,
     O_EPOCHS, O_BATCH, O_SEED, O_THREADS,
     O_SAVE, O_LOAD, O_LOG, O_COMPARE, O_OUT, O_ALIGN_BATCH, O_PROGRESS,
-    O_HELP,
+    O_HELP, O_HELP_RULES,
     O_COUNT
 };
 
-/* The enumerations the command line names.  The first seven are library
- * enums: a name's index in its list is the library's value (fixed ABI).
- * The name lists live in options.c only; the rest of the program asks
- * enum_name() and parse_enum(). */
+/* The enumerations the command line names.  All but the last two are the
+ * library's, named by the library (fa_enum_name); the rest of the program
+ * asks enum_name() and parse_enum(). */
 typedef enum name_kind {
-    NK_ACT, NK_LOSS, NK_RULE, NK_DIST, NK_VARIANT, NK_INIT, NK_OPT,
+    NK_ACT, NK_LOSS, NK_RULE, NK_DIST, NK_VARIANT, NK_INIT, NK_OPT, NK_HPARAM,
     NK_NORM, NK_PROGRESS,
     NK_COUNT
 } name_kind;
@@ -58,8 +58,9 @@ enum { PROGRESS_AUTO, PROGRESS_ON, PROGRESS_OFF };
 typedef struct config {
     const char *data_dir;
     int32_t val, limit_train, limit_test, input_norm;
+    const char *arch;  /* --arch text */
+    fa_spec *spec;     /* parsed from it (NULL with --load); config_free */
     int32_t n_layers;
-    int32_t sizes[MAX_LAYERS + 1];
     int32_t act, out_act, loss, init;
     double dropout;
     int32_t rule, fb_dist, dfa_variant;
@@ -71,14 +72,19 @@ typedef struct config {
     const char *save, *load, *log, *out;
     int32_t compare[MAX_RULES];
     int n_compare;
-    bool help;
+    int32_t hparam_id[MAX_HPARAMS];
+    double hparam_value[MAX_HPARAMS];
+    int n_hparams;
+    bool help, help_rules;
     bool set[O_COUNT]; /* given on the command line */
 } config;
 
 /* Parse argv into c (defaults for what is not given); false after a
  * message on stderr. */
 bool parse_args(int argc, char **argv, config *c);
+void config_free(config *c);
 void print_help(void);
+void print_help_rules(void);
 
 /* The command-line name of a value of an enumeration; "?" when out of
  * range. */

@@ -14,52 +14,53 @@
 
 /* ------------------------------------------------------------ enum names */
 
-/* The only copy of the names the command line accepts.  The library enum
- * lists are in the order of the library's values (fixed ABI), so a name's
- * index is its value.  When the library offers its own name tables
- * (name, lookup, count), the seven library lists go and enum_count,
- * enum_name and parse_enum call it for NK_ACT..NK_OPT; nothing outside
- * this section knows how names are stored. */
-static const char *const act_names[] = {"identity", "tanh", "sigmoid", "relu",
-                                        "leaky-relu", NULL};
-static const char *const loss_names[] = {"mse", "softmax-ce", "sigmoid-bce",
-                                         NULL};
-static const char *const rule_names[] = {"bp", "fa", "dfa", NULL};
-static const char *const dist_names[] = {"uniform", "gaussian", "sign", NULL};
-static const char *const variant_names[] = {"after", "before", NULL};
-static const char *const init_names[] = {"default", "xavier-uniform",
-                                         "xavier-normal", "he-uniform",
-                                         "he-normal", "zero", NULL};
-static const char *const opt_names[] = {"sgd", "momentum", "nesterov", "adam",
-                                        "rmsprop", NULL};
-/* The tool's own choices (not library enums). */
-static const char *const norm_names[] = {"none", "center", "standardize",
-                                         NULL};
-static const char *const progress_names[] = {"auto", "on", "off", NULL};
-
-static const char *const *const name_lists[NK_COUNT] = {
-    [NK_ACT] = act_names,         [NK_LOSS] = loss_names,
-    [NK_RULE] = rule_names,       [NK_DIST] = dist_names,
-    [NK_VARIANT] = variant_names, [NK_INIT] = init_names,
-    [NK_OPT] = opt_names,         [NK_NORM] = norm_names,
-    [NK_PROGRESS] = progress_names,
+/* The library's enumerations are named by the library (fa_enum_name,
+ * fa_enum_lookup), so a rule or activation added there is accepted here
+ * with no change.  On the command line its words are joined by '-'
+ * ("softmax-ce"); the library accepts either.  Only the tool's own two
+ * choices are listed here. */
+static const int library_type[NK_COUNT] = {
+    [NK_ACT] = FA_ENUM_ACTIVATION, [NK_LOSS] = FA_ENUM_LOSS,
+    [NK_RULE] = FA_ENUM_RULE,       [NK_DIST] = FA_ENUM_DISTRIBUTION,
+    [NK_VARIANT] = FA_ENUM_DFA_VARIANT, [NK_INIT] = FA_ENUM_INIT,
+    [NK_OPT] = FA_ENUM_OPTIMIZER,   [NK_HPARAM] = FA_ENUM_HPARAM,
+    [NK_NORM] = -1,                 [NK_PROGRESS] = -1,
 };
+static const char *const norm_names[] = {"none", "center", "standardize"};
+static const char *const progress_names[] = {"auto", "on", "off"};
 
 static int32_t
 enum_count(name_kind kind)
 {
-    int32_t n = 0;
-    while (name_lists[kind][n] != NULL)
-        n++;
-    return n;
+    if (kind == NK_NORM)
+        return 3;
+    if (kind == NK_PROGRESS)
+        return 3;
+    int32_t n = fa_enum_count(library_type[kind]);
+    return n > 0 ? n : 0;
 }
 
 const char *
 enum_name(name_kind kind, int32_t value)
 {
-    if ((unsigned)kind >= NK_COUNT || value < 0 || value >= enum_count(kind))
+    /* the library's names with '-' for '_', made once per value */
+    static char shown[NK_COUNT][64][32];
+    if ((unsigned)kind >= NK_COUNT || value < 0 || value >= enum_count(kind) ||
+        value >= 64)
         return "?";
-    return name_lists[kind][value];
+    if (kind == NK_NORM)
+        return norm_names[value];
+    if (kind == NK_PROGRESS)
+        return progress_names[value];
+    char *out = shown[kind][value];
+    if (out[0] == '\0') {
+        const char *n = fa_enum_name(library_type[kind], value);
+        snprintf(out, sizeof shown[kind][value], "%s", n ? n : "?");
+        for (char *p = out; *p; p++)
+            if (*p == '_')
+                *p = '-';
+    }
+    return out;
 }
 
 /* names joined by sep, truncated to the buffer. */
@@ -78,16 +79,35 @@ bool
 parse_enum(const char *option, const char *text, name_kind kind,
            int32_t *out)
 {
-    for (int32_t i = 0; i < enum_count(kind); i++) {
-        if (strcmp(text, enum_name(kind, i)) == 0) {
+    /* the exact name ('-' or '_'), else an unambiguous prefix
+     * ("before" for before-activation) */
+    int32_t found = -1, matches = 0;
+    const size_t len = strlen(text);
+    for (int32_t i = 0; i < enum_count(kind) && len > 0; i++) {
+        const char *name = enum_name(kind, i);
+        bool same = strlen(name) == len, prefix = true;
+        for (size_t k = 0; k < len && prefix; k++) {
+            char a = text[k] == '_' ? '-' : text[k];
+            if (name[k] == '\0' || a != name[k])
+                prefix = same = false;
+        }
+        if (same) {
             *out = i;
             return true;
         }
+        if (prefix) {
+            found = i;
+            matches++;
+        }
     }
-    char list[256];
+    if (matches == 1) {
+        *out = found;
+        return true;
+    }
+    char list[512];
     join_names(kind, ", ", list, sizeof list);
-    report_error("--%s: unknown value '%s', expected one of %s", option, text,
-                 list);
+    report_error("--%s: %s value '%s', expected one of %s", option,
+                 matches > 1 ? "ambiguous" : "unknown", text, list);
     return false;
 }
 
@@ -127,8 +147,13 @@ static const optdef opts[O_COUNT] = {
     [O_INPUT_NORM] = {"Data", "input-norm", NULL, NK_NORM, "none",
                       "subtract the training set's mean pixel (and divide by its "
                       "standard deviation); pass the same value with --load"},
-    [O_ARCH] = {"Model", "arch", "N0-N1-...-NL", NO_ENUM, "784-1000-10",
-                "layer widths: input, hidden layers, output"},
+    [O_ARCH] = {"Model", "arch", "SPEC", NO_ENUM, "784-1000-10",
+                "the layers, '-'-separated: the input (N features, or CxHxW for "
+                "images: 1x28x28), then a width N (dense), cNkK[sS][pP] "
+                "(convolution: N channels, KxK kernel, stride, padding), mK or aK "
+                "(max or average pooling over KxK), each optionally followed by "
+                "xR (repeat R times) and :ACT (its activation); e.g. "
+                "784-240x7-10 or 1x28x28-c6k5p2-m2-c16k5-m2-c120k5-84-10"},
     [O_ACT] = {"Model", "act", NULL, NK_ACT, "tanh",
                "activation of the hidden layers"},
     [O_OUT_ACT] = {"Model", "out-act", NULL, NK_ACT, "identity",
@@ -142,14 +167,17 @@ static const optdef opts[O_COUNT] = {
                 "forward weight initialisation (default: He for ReLU "
                 "layers, Xavier otherwise)"},
     [O_RULE] = {"Learning rule", "rule", NULL, NK_RULE, "bp",
-                "backprop, feedback alignment, direct feedback alignment"},
+                "the learning rule (the library's list; see --help-rules)"},
+    [O_HPARAM] = {"Learning rule", "hparam", "NAME=VALUE", NO_ENUM, NULL,
+                  "set any of the library's hyperparameters by name, e.g. "
+                  "kp-decay=0.01 or wm-batch=32 (repeatable; see --help-rules)"},
     [O_FB_DIST] = {"Learning rule", "fb-dist", NULL, NK_DIST, "uniform",
                    "distribution of the random feedback matrices"},
     [O_FB_SCALE] = {"Learning rule", "fb-scale", "S", NO_ENUM, "0",
                     "scale of the feedback distribution (0: 1/sqrt(width of "
                     "the receiving layer))"},
     [O_DFA_VARIANT] = {"Learning rule", "dfa-variant", NULL, NK_VARIANT,
-                       "after",
+                       "after-activation",
                        "DFA injects G'e after the activation (times f', Nokland) "
                        "or before it (without f')"},
     [O_OPT] = {"Optimiser", "opt", NULL, NK_OPT, "adam", "optimiser"},
@@ -175,7 +203,9 @@ static const optdef opts[O_COUNT] = {
     [O_SEED] = {"Training", "seed", "N", NO_ENUM, "1",
                 "seed of the weights, feedback, dropout and shuffling"},
     [O_THREADS] = {"Training", "threads", "N", NO_ENUM, "0",
-                   "OpenBLAS threads (0: OpenBLAS's own choice)"},
+                   "threads for everything the library computes (its "
+                   "fa_set_threads; 0: OpenBLAS's own choice, "
+                   "OPENBLAS_NUM_THREADS)"},
     [O_SAVE] = {"Files", "save", "FILE", NO_ENUM, NULL,
                 "save the trained network to FILE; its directory is checked "
                 "before training, and the network is also saved when the "
@@ -199,6 +229,9 @@ static const optdef opts[O_COUNT] = {
                     "progress bar on stderr (auto: when stderr is a terminal)"},
     [O_HELP] = {"Output", "help", NULL, NO_ENUM, NULL,
                 "print this help and exit"},
+    [O_HELP_RULES] = {"Output", "help-rules", NULL, NO_ENUM, NULL,
+                      "list the library's rules and hyperparameters with their "
+                      "descriptions and exit"},
 };
 
 static bool
@@ -248,10 +281,11 @@ void
 print_help(void)
 {
     printf("Usage: " PROG " [OPTION VALUE]...\n"
-           "Train a dense network on an IDX data set (MNIST format) with "
-           "backprop (bp),\nfeedback alignment (fa) or direct feedback "
-           "alignment (dfa).  Options take their\nvalue as --opt VALUE or "
-           "--opt=VALUE; defaults in brackets.\n");
+           "Train a dense or convolutional network on an IDX data set "
+           "(MNIST format) with\nbackprop or any rule of the "
+           "feedback-alignment family (--help-rules lists them).\nOptions "
+           "take their value as --opt VALUE or --opt=VALUE; defaults in "
+           "brackets.\n");
     const char *group = "";
     for (int i = 0; i < O_COUNT; i++) {
         const optdef *o = &opts[i];
@@ -276,7 +310,32 @@ print_help(void)
            "library error,\ndivergence), 2 bad command line, 130 or 143 "
            "after SIGINT or SIGTERM.\n"
            "\nExample: " PROG " --rule dfa --epochs 20 --lr 0.0003\n"
-           "         " PROG " --compare bp,fa,dfa --epochs 3 --out results\n");
+           "         " PROG " --compare bp,fa,dfa --epochs 3 --out results\n"
+           "         " PROG " --arch 1x28x28-c6k5p2-m2-c16k5-m2-c120k5-84-10 "
+           "--rule kp\n");
+}
+
+void
+print_help_rules(void)
+{
+    printf("Learning rules (--rule, --compare), from the library:\n");
+    for (int32_t r = 0; r < enum_count(NK_RULE); r++) {
+        printf("  %s\n", enum_name(NK_RULE, r));
+        print_wrapped(fa_enum_description(FA_ENUM_RULE, r), 6, 78);
+    }
+    printf("\nHyperparameters (--hparam NAME=VALUE; --lr, --momentum and --wd "
+           "set three of them):\n");
+    for (int32_t h = 0; h < enum_count(NK_HPARAM); h++) {
+        printf("  %s\n", enum_name(NK_HPARAM, h));
+        print_wrapped(fa_enum_description(FA_ENUM_HPARAM, h), 6, 78);
+    }
+}
+
+void
+config_free(config *c)
+{
+    fa_spec_free(c->spec);
+    c->spec = NULL;
 }
 
 /* -------------------------------------------------------------- values */
@@ -401,39 +460,80 @@ parse_real(const char *opt, const char *s, double lo, double hi, int flags,
     return true;
 }
 
-/* Widths like 784-1000-10: digits separated by single dashes.  (Another
- * candidate for a library call once the library parses such specs.) */
+/* --arch is the library's spec text (fa_spec_parse), parsed once --act and
+ * --out-act are known; here only what the library cannot see: no spaces,
+ * signs or control characters sneak through as part of a number. */
 static bool
 parse_arch(const char *s, config *c)
 {
-    const char *p = s;
-    int n = 0;
-    for (;;) {
-        long v = 0;
-        const char *start = p;
-        /* Once past the limit v stops growing: it stays out of range and
-         * far from overflow, whatever the number of digits. */
-        for (; is_digit(*p); p++)
-            if (v <= 1000000)
-                v = v * 10 + (*p - '0');
-        if (p == start || v < 1 || v > 1000000 || n > MAX_LAYERS ||
-            (*p != '-' && *p != '\0')) {
-            report_error("--arch: expected widths like 784-1000-10 (2 to %d "
-                         "numbers in 1..1000000, digits only), got '%s'",
-                         MAX_LAYERS + 1, s);
+    for (const char *p = s; *p; p++) {
+        if (!(is_digit(*p) || (*p >= 'a' && *p <= 'z') || *p == '-' || *p == 'x' ||
+              *p == ':' || *p == ',' || *p == '_')) {
+            report_error("--arch: unexpected character '%c' at byte %d of '%s' "
+                         "(expected a spec such as 784-1000-10 or "
+                         "1x28x28-c6k5p2-m2-c16k5-m2-120-84-10)",
+                         *p, (int)(p - s) + 1, s);
             return false;
         }
-        c->sizes[n++] = (int32_t)v;
-        if (*p == '\0')
-            break;
-        p++; /* the dash; a digit must follow (checked above next round) */
     }
-    if (n < 2) {
-        report_error("--arch: expected widths like 784-1000-10 (at least "
-                     "input and output), got '%s'", s);
+    c->arch = s;
+    return true;
+}
+
+/* The network spec from --arch, --act and --out-act. */
+static bool
+build_spec(config *c)
+{
+    fa_spec_free(c->spec);
+    c->spec = NULL;
+    if (fa_spec_parse(&c->spec, c->arch, c->act, c->out_act) != FA_OK) {
+        const char *m = fa_last_error();
+        const char *colon = strstr(m, ": ");
+        report_error("--arch: %s", colon ? colon + 2 : m);
         return false;
     }
-    c->n_layers = n - 1;
+    fa_spec_num_layers(c->spec, &c->n_layers);
+    return true;
+}
+
+/* --hparam NAME=VALUE: any of the library's hyperparameters by name, judged
+ * by the library itself on a one-layer probe network (its ranges are the
+ * library's, not a copy). */
+static bool
+parse_hparam(const char *s, config *c)
+{
+    const char *eq = strchr(s, '=');
+    char name[64];
+    int32_t id = 0;
+    if (!eq || eq == s || (size_t)(eq - s) >= sizeof name) {
+        report_error("--hparam: expected NAME=VALUE (e.g. kp_decay=0.01), got '%s'", s);
+        return false;
+    }
+    memcpy(name, s, (size_t)(eq - s));
+    name[eq - s] = '\0';
+    if (!parse_enum("hparam", name, NK_HPARAM, &id))
+        return false;
+    double v = 0;
+    if (!parse_real("hparam", eq + 1, 0.0, 3.4e38, 0, &v))
+        return false;
+    const int32_t sizes[] = {1, 1}, acts[] = {FA_ACT_IDENTITY};
+    fa_net *probe = NULL;
+    int rc = fa_net_create(&probe, 1, sizes, acts, FA_LOSS_MSE, 1);
+    if (rc == FA_OK)
+        rc = fa_net_set_hparam(probe, id, v);
+    fa_net_free(probe);
+    if (rc != FA_OK) {
+        const char *m = fa_last_error();
+        const char *colon = strstr(m, ": ");
+        report_error("--hparam: %s", colon ? colon + 2 : m);
+        return false;
+    }
+    if (c->n_hparams == MAX_HPARAMS) {
+        report_error("--hparam: at most %d settings", MAX_HPARAMS);
+        return false;
+    }
+    c->hparam_id[c->n_hparams] = id;
+    c->hparam_value[c->n_hparams++] = v;
     return true;
 }
 
@@ -468,7 +568,7 @@ parse_rules(const char *s, config *c)
                 return false;
             }
         }
-        /* Distinct rules cannot outnumber MAX_RULES; kept as a guard. */
+        /* Distinct rules cannot outnumber the library's; kept as a guard. */
         if (c->n_compare == MAX_RULES)
             return false;
         c->compare[c->n_compare++] = r;
@@ -572,14 +672,16 @@ convert(int id, const char *v, config *c)
     case O_OUT: return parse_out(v, &c->out);
     case O_ALIGN_BATCH: return parse_int(n, v, 0, 1000000, &c->align_batch);
     case O_PROGRESS: return parse_enum(n, v, NK_PROGRESS, &c->progress);
+    case O_HPARAM: return true; /* collected as they come (parse_args) */
     case O_HELP: c->help = true; return true;
+    case O_HELP_RULES: c->help_rules = true; return true;
     default: return false;
     }
 }
 
 /* Combinations that cannot work, refused before any data is read. */
 static bool
-check_combinations(const config *c)
+check_combinations(config *c)
 {
     if (c->load) {
         static const int model_opts[] = {O_ARCH, O_ACT, O_OUT_ACT, O_LOSS,
@@ -669,6 +771,9 @@ parse_args(int argc, char **argv, config *c)
             text[id] = argv[++i];
         }
         c->set[id] = true;
+        /* repeatable: every occurrence counts, in order */
+        if (id == O_HPARAM && !parse_hparam(text[id], c))
+            return false;
     }
     for (int i = 0; i < O_COUNT; i++) {
         if (text[i] == NULL)
@@ -676,5 +781,9 @@ parse_args(int argc, char **argv, config *c)
         if (!convert(i, text[i], c))
             return false;
     }
+    if (c->help || c->help_rules)
+        return true;
+    if (c->load == NULL && !build_spec(c))
+        return false;
     return check_combinations(c);
 }

@@ -78,23 +78,26 @@ angles_of(const run *r, int32_t e)
 void
 report_net(const config *c, fa_net *net, int32_t rule, int32_t L)
 {
-    int32_t sizes[MAX_LAYERS + 1], act = 0, loss = 0, opt = 0;
+    int32_t loss = 0, opt = 0;
     double lr = 0;
-    fa_net_get_sizes(net, sizes, L + 1);
-    fa_net_get_activation(net, 1, &act);
+    (void)L;
     fa_net_get_loss(net, &loss);
     fa_net_get_optimizer(net, &opt);
     fa_net_get_hparam(net, FA_HP_LR, &lr);
-    char arch[256] = "";
-    for (int32_t l = 0; l <= L; l++) {
-        size_t u = strlen(arch);
-        snprintf(arch + u, sizeof arch - u, "%s%d", l ? "-" : "", sizes[l]);
-    }
-    printf("%s%s%snet: %s %s, %s loss, rule %s, %s lr %g, batch %d, "
+    /* the library's text of the spec, activations included */
+    char arch[512] = "?";
+    fa_spec *spec = NULL;
+    int64_t need = 0;
+    if (fa_net_get_spec(net, &spec) == FA_OK &&
+        fa_spec_format(spec, NULL, 0, &need) == FA_OK && need <= (int64_t)sizeof arch)
+        fa_spec_format(spec, arch, sizeof arch, NULL);
+    else if (need > (int64_t)sizeof arch)
+        snprintf(arch, sizeof arch, "(a spec of %lld characters)", (long long)need);
+    fa_spec_free(spec);
+    printf("%s%s%snet: %s, %s loss, rule %s, %s lr %g, batch %d, "
            "%d epoch%s, seed %llu\n", c->n_compare ? "[" : "",
            c->n_compare ? enum_name(NK_RULE, rule) : "",
-           c->n_compare ? "] " : "", arch,
-           L > 1 ? enum_name(NK_ACT, act) : "", enum_name(NK_LOSS, loss),
+           c->n_compare ? "] " : "", arch, enum_name(NK_LOSS, loss),
            enum_name(NK_RULE, rule), enum_name(NK_OPT, opt), lr, c->batch,
            c->epochs, c->epochs == 1 ? "" : "s", (unsigned long long)c->seed);
 }

@@ -52,11 +52,8 @@ make_net(const config *c, int32_t rule, fa_net **out)
             return rc;
         }
     } else {
-        int32_t acts[MAX_LAYERS];
-        for (int32_t l = 0; l < c->n_layers; l++)
-            acts[l] = l == c->n_layers - 1 ? c->out_act : c->act;
-        what = "fa_net_create";
-        rc = fa_net_create(&net, c->n_layers, c->sizes, acts, c->loss, c->seed);
+        what = "fa_net_create_from_spec (--arch)";
+        rc = fa_net_create_from_spec(&net, c->spec, c->loss, c->seed);
         if (rc != FA_OK)
             goto fail;
         /* Same RNG draws in the same order for every rule, so --compare
@@ -113,6 +110,11 @@ make_net(const config *c, int32_t rule, fa_net **out)
         if ((rc = fa_net_set_hparam(net, FA_HP_WEIGHT_DECAY, c->wd)) != FA_OK)
             goto fail;
     }
+    for (int i = 0; i < c->n_hparams; i++) {
+        what = "fa_net_set_hparam (--hparam)";
+        if ((rc = fa_net_set_hparam(net, c->hparam_id[i], c->hparam_value[i])) != FA_OK)
+            goto fail;
+    }
     *out = net;
     return FA_OK;
 fail:
@@ -121,25 +123,34 @@ fail:
     return rc;
 }
 
-/* Check the network fits the data: input width and output classes. */
+/* Check the network fits the data: input width (and, for an image input,
+ * its shape) and output classes. */
 static bool
 check_fit(const config *c, fa_net *net, const data *d, int32_t *n_out,
           int32_t *L)
 {
-    int32_t sizes[MAX_LAYERS + 1];
-    fa_net_num_layers(net, L);
-    if (*L > MAX_LAYERS || fa_net_get_sizes(net, sizes, *L + 1) != FA_OK) {
-        report_error("%s: networks of more than %d layers are not supported",
-                     c->load ? c->load : "--arch", MAX_LAYERS);
-        return false;
-    }
     const char *src = c->load ? c->load : "--arch";
-    if (sizes[0] != d->features) {
-        report_error("%s: input width %d does not match the %d pixels per "
-                     "image of %s", src, sizes[0], d->features, d->train_path);
+    fa_spec *spec = NULL;
+    int32_t ch = 0, h = 0, w = 0;
+    fa_net_num_layers(net, L);
+    if (fa_net_get_spec(net, &spec) != FA_OK) {
+        lib_error("fa_net_get_spec", FA_ERR_NOMEM);
         return false;
     }
-    *n_out = sizes[*L];
+    fa_spec_shape(spec, 0, &ch, &h, &w);
+    fa_spec_shape(spec, *L, n_out, NULL, NULL);
+    fa_spec_free(spec);
+    if ((int64_t)ch * h * w != d->features) {
+        report_error("%s: input of %d features does not match the %d pixels per "
+                     "image of %s", src, ch * h * w, d->features, d->train_path);
+        return false;
+    }
+    /* an image input must be the images' shape, not just their size */
+    if ((h > 1 || w > 1) && (ch != 1 || h != d->train_img.rows || w != d->train_img.cols)) {
+        report_error("%s: input shape %dx%dx%d does not match the 1x%dx%d images of %s",
+                     src, ch, h, w, d->train_img.rows, d->train_img.cols, d->train_path);
+        return false;
+    }
     if (*n_out <= d->max_label) {
         report_error("%s: output width %d cannot represent label %d of %s",
                      src, *n_out, d->max_label, d->train_path);

@@ -42,7 +42,10 @@ final_acc() {
 }
 
 # --- it learns under every rule ------------------------------------------
-for rule in bp fa dfa; do
+# The rules are the library's, as fa-train lists them.
+rules=$("$FA_TRAIN" --help-rules | sed -n '/^Learning rules/,/^$/s/^  \([a-z][a-z-]*\)$/\1/p')
+[ "$(echo "$rules" | wc -w)" -ge 11 ] || fail "--help-rules lists too few rules: $rules"
+for rule in $rules; do
     out="$TMP/learn-$rule.txt"
     "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --rule "$rule" --epochs 5 \
         >"$out" 2>&1
@@ -50,13 +53,34 @@ for rule in bp fa dfa; do
     acc=$(final_acc "$out")
     if [ $st -ne 0 ] || [ -z "$acc" ]; then
         fail "$rule: exit $st, output: $(tail -n 3 "$out")"
-    # Chance is 10%; a learning network is far above it.
+    # Chance is 10%; a learning network is far above it.  (Every rule,
+    # shallow learning included: the classes are noisy prototypes, which
+    # random hidden features already separate well.)
     elif awk -v a="$acc" 'BEGIN { exit !(a >= 60) }'; then
         pass "$rule learns: test accuracy $acc%"
     else
         fail "$rule: test accuracy $acc% is not above chance by a margin (>= 60%)"
     fi
 done
+
+# --- a convolutional network, and --hparam reaching the library ----------
+out="$TMP/conv.txt"
+"$FA_TRAIN" --data "$TMP/data" --threads 1 --progress off --lr 0.003 --batch 32 \
+    --arch 1x8x8-c6k3p1-m2-32-10 --rule kp --hparam kp-decay=0.01 --epochs 4 \
+    >"$out" 2>&1
+st=$?
+acc=$(final_acc "$out")
+if [ $st -ne 0 ] || [ -z "$acc" ]; then
+    fail "conv: exit $st, output: $(tail -n 3 "$out")"
+elif ! grep -q "net: 1x8x8-c6k3p1:tanh-m2-32:tanh-10:identity," "$out"; then
+    fail "conv: the header does not show the library's spec: $(grep 'net:' "$out")"
+elif awk -v a="$acc" 'BEGIN { exit !(a >= 60) }'; then
+    pass "a conv net learns under kp: test accuracy $acc%"
+else
+    fail "conv: test accuracy $acc% (want >= 60%)"
+fi
+grep -q '^blas: OpenBLAS' "$out" && pass "the header names the BLAS" \
+    || fail "no 'blas:' line in the header: $(head -n 3 "$out")"
 
 # --- the same run twice gives the same numbers (deterministic) ------------
 "$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --rule dfa --epochs 5 \
@@ -366,9 +390,9 @@ expect_usage "bad rule" "--rule: unknown value 'xyz'" "${D[@]}" --rule xyz
 expect_usage "bad act" "--act: unknown value" "${D[@]}" --act swish
 expect_usage "bad opt" "--opt: unknown value" "${D[@]}" --opt=lbfgs
 expect_usage "bad dropout" "--dropout: expected" "${D[@]}" --dropout 1
-expect_usage "bad arch" "--arch: expected widths" "${D[@]}" --arch 64-x-10
-expect_usage "arch one number" "--arch: expected widths" "${D[@]}" --arch 64
-expect_usage "arch trailing dash" "--arch: expected widths" "${D[@]}" --arch 64-10-
+expect_usage "bad arch" "--arch: token 2" "${D[@]}" --arch 64-x-10
+expect_usage "arch one number" "--arch: .*at least one layer" "${D[@]}" --arch 64
+expect_usage "arch trailing dash" "--arch: token 3" "${D[@]}" --arch 64-10-
 # Strict numbers: digits (and for reals a decimal point and exponent) only;
 # no sign, no spaces, nothing empty, finite, within range -- and for the
 # values the library takes as floats, within range as a float.
@@ -381,10 +405,10 @@ expect_usage "epochs with a trailing space" "--epochs: expected" "${D[@]}" --epo
 expect_usage "batch with a plus" "--batch: expected" "${D[@]}" --batch +32
 expect_usage "negative zero" "--limit-train: expected" "${D[@]}" --limit-train -0
 expect_usage "empty val" "--val: expected" "${D[@]}" --val=
-expect_usage "arch with spaces" "--arch: expected widths" "${D[@]}" --arch ' 64- 10'
-expect_usage "arch with a plus" "--arch: expected widths" "${D[@]}" --arch 64-+10
-expect_usage "arch with two dashes" "--arch: expected widths" "${D[@]}" --arch 64--10
-expect_usage "arch leading dash" "--arch: expected widths" "${D[@]}" --arch -64-10
+expect_usage "arch with spaces" "--arch: unexpected character ' '" "${D[@]}" --arch ' 64- 10'
+expect_usage "arch with a plus" "--arch: unexpected character '[+]'" "${D[@]}" --arch 64-+10
+expect_usage "arch with two dashes" "--arch: token 2" "${D[@]}" --arch 64--10
+expect_usage "arch leading dash" "--arch: .*the input size" "${D[@]}" --arch -64-10
 expect_usage "lr below FLT_MIN" "--lr: expected a number in \[1\.2e-38, 1000\], got '1e-50'" "${D[@]}" --lr 1e-50
 expect_usage "lr with a space" "--lr: expected" "${D[@]}" --lr ' 0.1'
 expect_usage "lr with a plus" "--lr: expected" "${D[@]}" --lr +0.1
@@ -407,7 +431,13 @@ expect_usage "compare and save" "--compare" "${D[@]}" --compare bp --save "$TMP/
 expect_usage "flag with value" "--help takes no value" "${D[@]}" --help=1
 expect_usage "loss/out-act" "--out-act" "${D[@]}" --out-act tanh
 expect_usage "arch with load" "--arch cannot be combined with --load" "${D[@]}" --load "$model" --arch 64-10
-expect_error "input width" "input width 784 does not match the 64 pixels" "${D[@]}" --arch 784-10-10 --epochs 1
+expect_error "input width" "input of 784 features does not match the 64 pixels" "${D[@]}" --arch 784-10-10 --epochs 1
+expect_error "image shape" "input shape 1x4x16 does not match the 1x8x8 images" "${D[@]}" --arch 1x4x16-10 --epochs 1
+expect_usage "bad conv" "--arch: layer 2: .*larger than the padded input" "${D[@]}" --arch 1x8x8-c4k3-c4k9-10
+expect_usage "pool not tiling" "--arch: layer 2: .*tile" "${D[@]}" --arch 1x8x8-c4k3-m4-10
+expect_usage "unknown hparam" "--hparam: unknown value 'kp-decy'" "${D[@]}" --hparam kp-decy=0.1
+expect_usage "hparam out of range" "--hparam: kp_decay = 1, expected" "${D[@]}" --hparam kp_decay=1
+expect_usage "hparam syntax" "--hparam: expected NAME=VALUE" "${D[@]}" --hparam kp_decay
 expect_error "output width" "output width 5 cannot represent label 9" "${D[@]}" --arch 64-5 --epochs 1
 expect_error "val too large" "--val 2000" "${D[@]}" --val 2000
 expect_error "missing data dir" "$TMP/nowhere/train-images-idx3-ubyte.gz: cannot read" \
