@@ -26,7 +26,6 @@ Exit status: 0 success, 1 the implementations disagree (nothing is timed),
 
 import argparse
 import ctypes
-import gzip
 import math
 import os
 import statistics
@@ -45,14 +44,13 @@ from fa_ctypes import (FA_ACT_IDENTITY, FA_ACT_TANH, FA_HP_BETA1,  # noqa: E402
                        FA_OPT_ADAM, FA_OPT_SGD, FA_RULE_BP, FA_RULE_DFA,
                        FA_RULE_FA, Library, LibraryError, Net, OpenBLAS,
                        blas_objects_in_process)
+from bench_common import (ARCHS, DATA_DIR, TRAIN_SAMPLES,  # noqa: E402
+                          arch_name, load_data, parse_arch)
 
 RULES = {"BP": FA_RULE_BP, "FA": FA_RULE_FA, "DFA": FA_RULE_DFA}
 OPTS = {"sgd": FA_OPT_SGD, "adam": FA_OPT_ADAM}
-ARCHS = {"wide": "784-1000-10", "deep": "784-240x7-10"}
 LR = {"sgd": 0.05, "adam": 1e-3}
 ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)  # the library's defaults
-TRAIN_SAMPLES = 60000
-DATA_DIR = "/usr/share/datasets/fashion-mnist"
 
 c_float, c_void_p = ctypes.c_float, ctypes.c_void_p
 
@@ -188,39 +186,6 @@ class NumpyNet:
                 vv += (1.0 - b2) * (g * g)
                 p -= self.lr * (mm / c1) / (np.sqrt(vv / c2) + eps)
         return loss
-
-
-# --------------------------------------------------------------------- data
-
-def read_idx(path):
-    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def load_data(data_dir, n_in, n_out, batch):
-    """Training images (N, n_in) in [0, 1] and one-hot labels (N, n_out),
-    shuffled once with a fixed seed; synthetic data of the same shapes if
-    the files are missing or the input width is not 784."""
-    img = os.path.join(data_dir, "train-images-idx3-ubyte.gz")
-    lab = os.path.join(data_dir, "train-labels-idx1-ubyte.gz")
-    rng = np.random.default_rng(0)
-    if n_in == 784 and n_out == 10 and os.path.exists(img) and os.path.exists(lab):
-        x = read_idx(img).reshape(-1, 784).astype(np.float32) / np.float32(255.0)
-        y = read_idx(lab).astype(np.int64)
-        source = "Fashion-MNIST training set (%d images)" % x.shape[0]
-    else:
-        x = rng.random((TRAIN_SAMPLES, n_in), dtype=np.float32)
-        y = rng.integers(0, n_out, TRAIN_SAMPLES)
-        source = "synthetic data (Fashion-MNIST not found)"
-    perm = rng.permutation(x.shape[0])
-    x = np.ascontiguousarray(x[perm])
-    t = np.zeros((x.shape[0], n_out), dtype=np.float32)
-    t[np.arange(x.shape[0]), y[perm]] = 1.0
-    n_batches = x.shape[0] // batch
-    return x, t, n_batches, source
 
 
 # --------------------------------------------------------------- the check
@@ -410,29 +375,6 @@ def time_rules(lib, gemm, sizes, opt, x, t, n_batches, batch, steps, repeats,
 
 
 # -------------------------------------------------------------------- main
-
-def parse_arch(spec):
-    spec = ARCHS.get(spec, spec)
-    sizes = []
-    for part in spec.split("-"):
-        if "x" in part:
-            w, r = part.split("x")
-            sizes += [int(w)] * int(r)
-        else:
-            sizes.append(int(part))
-    # At least one hidden layer: without one the three rules are the same.
-    if len(sizes) < 3 or min(sizes) < 1:
-        raise ValueError("bad architecture %r: need input-hidden...-output, "
-                         "every width >= 1" % spec)
-    return sizes
-
-
-def arch_name(sizes):
-    hidden = sizes[1:-1]
-    if len(hidden) > 2 and len(set(hidden)) == 1:
-        return "%d-%dx%d-%d" % (sizes[0], hidden[0], len(hidden), sizes[-1])
-    return "-".join(str(s) for s in sizes)
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
