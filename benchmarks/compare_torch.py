@@ -24,7 +24,10 @@ The optimiser is torch.optim.SGD or torch.optim.Adam in every case.
    (cols, rows) has the library's bytes).  Both then take two steps, on the
    same two Fashion-MNIST batches; after each step the losses and every
    parameter tensor must agree within the tolerances below.  If anything
-   disagrees, exit 1 and nothing is timed.
+   disagrees, exit 1 and nothing is timed.  --self-test shows that the check
+   can fail: it feeds it seven deliberate mistakes (a rule swapped, layouts
+   read row-major, DFA without f', a learning rate 1 % off, Adam's betas
+   changed) and exits 1 unless every one is caught.
 2. Time.  Fresh pairs (the library's own initialisation, copied into
    PyTorch) train on the same Fashion-MNIST batches in interleaved short
    blocks -- library, PyTorch, PyTorch, library, ... (the order alternates
@@ -35,11 +38,21 @@ The optimiser is torch.optim.SGD or torch.optim.Adam in every case.
    ms/step of each and the median over repeats of the per-repeat ratio
    torch/library (> 1: the library is faster).
 
+Threads: Debian's torch runs its element-wise kernels on OpenMP (libgomp)
+and its matrix products on OpenBLAS's own pthreads.  By default idle
+libgomp workers busy-wait, and on a 2-core machine they then hold the cores
+that OpenBLAS's threads need (and the other way round): in one run here,
+under load, a 784-1000-10 BP step with 2 + 2 threads took 69 ms instead of
+8.  That is a clash of two thread pools, not PyTorch's speed, so this script
+sets OMP_WAIT_POLICY=PASSIVE before importing torch unless the environment
+sets it (the header says which); the library does not use OpenMP.
+--torch-intraop 1 keeps torch's element-wise work on one thread instead.
+
 Usage:
   compare_torch.py --lib BUILD/libfeedbackalign.so [--arch wide|deep|all|784-...]
-                   [--opt sgd|adam|all] [--threads 1,2] [--steps N]
-                   [--repeats N] [--out results/compare-torch.csv]
-                   [--check-only] [--self-test]
+                   [--opt sgd|adam|all] [--rules BP,FA,DFA] [--threads 1,2]
+                   [--torch-intraop same|N] [--steps N] [--repeats N]
+                   [--out results/compare-torch.csv] [--check-only] [--self-test]
 Exit status: 0 success, 1 the implementations disagree (nothing is timed) or
 the self-test missed a mistake, 2 usage or setup error, 77 torch or NumPy is
 not available to this interpreter (as a meson test: a skip).
@@ -52,6 +65,11 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
+
+# Before torch loads libgomp, which reads it once (see "Threads" above).
+OMP_WAIT_POLICY_SOURCE = ("environment" if "OMP_WAIT_POLICY" in os.environ
+                          else "set by this script")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     import numpy as np
@@ -548,12 +566,16 @@ def make_batches(x, t, batch, n):
     return out
 
 
-def set_threads(openblas, n):
+def set_threads(openblas, n, intraop):
+    """n OpenBLAS threads (both implementations' matrix products), intraop
+    threads for torch's own kernels."""
     openblas.set_threads(n)
-    torch.set_num_threads(n)
-    if openblas.threads() != n or torch.get_num_threads() != n:
-        raise RuntimeError("could not set %d threads (OpenBLAS %d, torch %d)"
-                           % (n, openblas.threads(), torch.get_num_threads()))
+    torch.set_num_threads(intraop)
+    if openblas.threads() != n or torch.get_num_threads() != intraop:
+        raise RuntimeError("could not set the threads (OpenBLAS %d of %d, "
+                           "torch %d of %d)" % (openblas.threads(), n,
+                                                torch.get_num_threads(),
+                                                intraop))
 
 
 def main():
@@ -567,6 +589,10 @@ def main():
                     help="comma-separated, of %s [all]" % ",".join(RULES))
     ap.add_argument("--threads", default="1,2",
                     help="thread counts, comma-separated [1,2]")
+    ap.add_argument("--torch-intraop", default="same",
+                    help="torch.set_num_threads: 'same' as the thread count,"
+                         " or a fixed number such as 1 (element-wise work on"
+                         " one thread, as in the library) [same]")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5,
                     help="steps per timed block [5]")
@@ -597,6 +623,13 @@ def main():
     if args.batch < 1 or args.steps < 1 or args.repeats < 1 or min(threads) < 1:
         ap.error("batch, steps, repeats and threads must be >= 1")
     foreach = args.foreach == "on"
+    try:
+        intraop = {n: n if args.torch_intraop == "same"
+                   else int(args.torch_intraop) for n in threads}
+    except ValueError:
+        ap.error("--torch-intraop: 'same' or a number")
+    if min(intraop.values()) < 1:
+        ap.error("--torch-intraop must be >= 1")
 
     try:
         lib = fa.Library(args.lib)
@@ -615,9 +648,11 @@ def main():
                     "run the same kernels" if len(cores) == 1 else
                     "MORE THAN ONE OpenBLAS: thread settings may not reach "
                     "torch's BLAS"))
-    print("torch.optim foreach: %s; zero_grad(set_to_none=True)" % args.foreach)
+    print("torch.optim foreach: %s; zero_grad(set_to_none=True); "
+          "OMP_WAIT_POLICY=%s (%s)" % (args.foreach, os.environ["OMP_WAIT_POLICY"],
+                                       OMP_WAIT_POLICY_SOURCE))
 
-    set_threads(openblas, 1)  # the check runs single-threaded
+    set_threads(openblas, 1, 1)  # the check runs single-threaded
     data = {}
     for arch in archs:
         x, t, n_batches, source = load_data(args.data, arch.sizes[0],
@@ -652,12 +687,13 @@ def main():
         print("all checks agree")
         return 0
 
-    cols = ["arch", "rule", "optimizer", "threads", "batch", "lib_ms_per_step",
+    cols = ["arch", "rule", "optimizer", "threads", "torch_intraop_threads",
+            "batch", "lib_ms_per_step",
             "torch_ms_per_step", "torch_over_lib", "ratio_q1", "ratio_q3",
             "lib_vs_bp", "torch_vs_bp"]
     rows = []
     for nt in threads:
-        set_threads(openblas, nt)
+        set_threads(openblas, nt, intraop[nt])
         for arch in archs:
             for opt in opts:
                 times = time_rules(lib, arch, opt, rules, data[arch],
@@ -666,7 +702,8 @@ def main():
                     lib_t, torch_t = times[rule]
                     q1, med, q3 = quartiles([a / b for a, b in zip(torch_t, lib_t)])
                     row = dict(arch=arch.name, rule=rule, optimizer=opt,
-                               threads=nt, batch=args.batch,
+                               threads=nt, torch_intraop_threads=intraop[nt],
+                               batch=args.batch,
                                lib_ms_per_step=1e3 * statistics.median(lib_t),
                                torch_ms_per_step=1e3 * statistics.median(torch_t),
                                torch_over_lib=med, ratio_q1=q1, ratio_q3=q3)
@@ -683,12 +720,14 @@ def main():
 
     print("\nms per step: medians of %d blocks of %d steps of batch %d;"
           " torch/lib: median of the per-block ratios (quartiles), > 1 means"
-          " the library is faster.\n" % (args.repeats, args.steps, args.batch))
-    fmt = "%-13s %-4s %-4s %3s %8s %9s %9s %13s %7s %9s"
-    print(fmt % ("arch", "rule", "opt", "thr", "lib ms", "torch ms",
+          " the library is faster.  thr: OpenBLAS threads (both), omp: torch's"
+          " intra-op threads.\n" % (args.repeats, args.steps, args.batch))
+    fmt = "%-13s %-4s %-4s %3s %3s %8s %9s %9s %13s %7s %9s"
+    print(fmt % ("arch", "rule", "opt", "thr", "omp", "lib ms", "torch ms",
                  "torch/lib", "(q1-q3)", "lib/BP", "torch/BP"))
     for r in rows:
         print(fmt % (r["arch"], r["rule"], r["optimizer"], r["threads"],
+                     r["torch_intraop_threads"],
                      "%.2f" % r["lib_ms_per_step"], "%.2f" % r["torch_ms_per_step"],
                      "%.2f" % r["torch_over_lib"],
                      "(%.2f-%.2f)" % (r["ratio_q1"], r["ratio_q3"]),
