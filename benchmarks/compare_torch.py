@@ -653,11 +653,13 @@ def main():
                                        OMP_WAIT_POLICY_SOURCE))
 
     set_threads(openblas, 1, 1)  # the check runs single-threaded
-    data = {}
+    data, loaded = {}, {}
     for arch in archs:
-        x, t, n_batches, source = load_data(args.data, arch.sizes[0],
-                                            arch.sizes[-1], args.batch)
-        data[arch] = make_batches(x, t, args.batch, n_batches)
+        shape = (arch.sizes[0], arch.sizes[-1])
+        if shape not in loaded:
+            x, t, n_batches, source = load_data(args.data, *shape, args.batch)
+            loaded[shape] = make_batches(x, t, args.batch, n_batches), source
+        data[arch], source = loaded[shape]
         print("data for %s: %s" % (arch.name, source))
 
     if args.self_test:
