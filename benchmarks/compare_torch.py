@@ -64,6 +64,7 @@ import os
 import statistics
 import sys
 import time
+from collections import namedtuple
 from dataclasses import dataclass, replace
 
 # Before torch loads libgomp, which reads it once (see "Threads" above).
@@ -85,6 +86,11 @@ import fa_ctypes as fa  # noqa: E402
 
 LR = {"sgd": 0.05, "adam": 1e-3}
 LIB_OPT = {"sgd": fa.FA_OPT_SGD, "adam": fa.FA_OPT_ADAM}
+
+# One batch in both forms: x (m, n_0) and one-hot t (m, n_L), C-contiguous
+# float32 NumPy for the library; the same memory as torch tensors, with the
+# class indices for torch's cross-entropy.
+Batch = namedtuple("Batch", "x t x_torch labels onehot")
 
 
 @dataclass(frozen=True)
@@ -435,9 +441,9 @@ def check(lib, arch, rule, opt, batches, foreach, mistake=None, quiet=False):
     before = [p.astype(np.float64) for p in library_layers(net)]
     ok, lines = True, []
     keep = [np.ones(p.shape, dtype=bool) for p in before]
-    for k, (x, t, xt, yt, tt) in enumerate(batches[:CHECK_STEPS]):
-        loss_lib = net.train_step(x, t)
-        loss_torch = float(model.step(xt, yt, tt))
+    for k, b in enumerate(batches[:CHECK_STEPS]):
+        loss_lib = net.train_step(b.x, b.t)
+        loss_torch = float(model.step(b.x_torch, b.labels, b.onehot))
         if opt == "adam":  # once left out, always: the difference stays
             for kp, g in zip(keep, model.numpy_grads()):
                 kp &= (np.abs(g) >= ADAM_MASK) | (g == 0)
@@ -476,18 +482,34 @@ def self_test(lib, arch, batches, foreach):
 
 # ------------------------------------------------------------------- timing
 
+def lib_block(net, block):
+    """Seconds per step of the library over a block of batches."""
+    t0 = time.perf_counter()
+    for b in block:
+        net.train_step(b.x, b.t)
+    return (time.perf_counter() - t0) / len(block)
+
+
+def torch_block(model, block):
+    """Seconds per step of a PyTorch model over a block of batches."""
+    t0 = time.perf_counter()
+    for b in block:
+        model.step(b.x_torch, b.labels, b.onehot)
+    return (time.perf_counter() - t0) / len(block)
+
+
 def time_rules(lib, arch, opt, rules, batches, steps, repeats, foreach):
     """{rule: (library s/step list, torch s/step list)}, one entry per
-    repeat, each a block of `steps` steps."""
+    repeat, each from a block of `steps` steps."""
     hp = Hyper(LR[opt])
     pairs = {}
     for rule in rules:
         net = library_net(lib, arch, rule, opt, hp, seed=1)
-        net.reserve(batches[0][0].shape[0])
+        net.reserve(batches[0].x.shape[0])
         model = torch_copy(net, arch, rule, opt, hp, foreach)
-        for b in batches[:3]:  # warm-up: workspaces, pages, BLAS/OpenMP threads
-            net.train_step(b[0], b[1])
-            model.step(*b[2:])
+        # Warm-up: workspaces, pages, BLAS and OpenMP threads.
+        lib_block(net, batches[:3])
+        torch_block(model, batches[:3])
         pairs[rule] = (net, model)
     times = {rule: ([], []) for rule in rules}
     k = 3
@@ -496,27 +518,15 @@ def time_rules(lib, arch, opt, rules, batches, steps, repeats, foreach):
         k += steps
         for rule in rules:
             net, model = pairs[rule]
-
-            def run_lib():
-                t0 = time.perf_counter()
-                for b in block:
-                    net.train_step(b[0], b[1])
-                return (time.perf_counter() - t0) / steps
-
-            def run_torch():
-                t0 = time.perf_counter()
-                for b in block:
-                    model.step(b[2], b[3], b[4])
-                return (time.perf_counter() - t0) / steps
-
-            # Alternate who goes first, so that neither always inherits the
-            # other's cache state or still-spinning threads.
+            # Both on the same batches, back to back; who goes first
+            # alternates, so that neither always inherits the other's cache
+            # state or still-running threads.
             if r % 2 == 0:
-                t_lib = run_lib()
-                t_torch = run_torch()
+                t_lib = lib_block(net, block)
+                t_torch = torch_block(model, block)
             else:
-                t_torch = run_torch()
-                t_lib = run_lib()
+                t_torch = torch_block(model, block)
+                t_lib = lib_block(net, block)
             times[rule][0].append(t_lib)
             times[rule][1].append(t_torch)
     for net, _ in pairs.values():
@@ -556,14 +566,11 @@ def torch_summary():
 
 
 def make_batches(x, t, batch, n):
-    """[(x, t) for the library, (x, labels, one-hot) as torch views]."""
+    """The first n batches of x (N, n_0) and one-hot t (N, n_L), as views."""
     xt, tt = torch.from_numpy(x), torch.from_numpy(t)
     labels = torch.from_numpy(t.argmax(axis=1))
-    out = []
-    for i in range(n):
-        s = slice(i * batch, (i + 1) * batch)
-        out.append((x[s], t[s], xt[s], labels[s], tt[s]))
-    return out
+    return [Batch(x[s], t[s], xt[s], labels[s], tt[s])
+            for s in (slice(i * batch, (i + 1) * batch) for i in range(n))]
 
 
 def set_threads(openblas, n, intraop):
