@@ -30,11 +30,13 @@ The optimiser is torch.optim.SGD or torch.optim.Adam in every case.
    changed) and exits 1 unless every one is caught.
 2. Time.  Fresh pairs (the library's own initialisation, copied into
    PyTorch) train on the same Fashion-MNIST batches in interleaved short
-   blocks -- library, PyTorch, PyTorch, library, ... (the order alternates
-   from repeat to repeat) -- at each thread count: OpenBLAS threads
+   blocks -- library, PyTorch, PyTorch, library, ... (the order rotates
+   from repeat to repeat) -- at each thread count n: n OpenBLAS threads
    (openblas_set_num_threads) for the library and for PyTorch, whose
    matrix products go through the same OpenBLAS, and torch.set_num_threads
-   for PyTorch's own (OpenMP) element-wise kernels.  Reported: median
+   for PyTorch's own (OpenMP) element-wise kernels: by default both n and 1
+   (--torch-intraop), as separate PyTorch models in the same rotation,
+   because on 2 busy cores PyTorch is often faster with 1.  Reported: median
    ms/step of each and the median over repeats of the per-repeat ratio
    torch/library (> 1: the library is faster).
 
@@ -46,12 +48,11 @@ under load, a 784-1000-10 BP step with 2 + 2 threads took 69 ms instead of
 8.  That is a clash of two thread pools, not PyTorch's speed, so this script
 sets OMP_WAIT_POLICY=PASSIVE before importing torch unless the environment
 sets it (the header says which); the library does not use OpenMP.
---torch-intraop 1 keeps torch's element-wise work on one thread instead.
 
 Usage:
   compare_torch.py --lib BUILD/libfeedbackalign.so [--arch wide|deep|all|784-...]
                    [--opt sgd|adam|all] [--rules BP,FA,DFA] [--threads 1,2]
-                   [--torch-intraop same|N] [--steps N] [--repeats N]
+                   [--torch-intraop same,1] [--steps N] [--repeats N]
                    [--out results/compare-torch.csv] [--check-only] [--self-test]
 Exit status: 0 success, 1 the implementations disagree (nothing is timed) or
 the self-test missed a mistake, 2 usage or setup error, 77 torch or NumPy is
@@ -498,38 +499,43 @@ def torch_block(model, block):
     return (time.perf_counter() - t0) / len(block)
 
 
-def time_rules(lib, arch, opt, rules, batches, steps, repeats, foreach):
-    """{rule: (library s/step list, torch s/step list)}, one entry per
-    repeat, each from a block of `steps` steps."""
+def time_rules(lib, arch, opt, rules, batches, steps, repeats, foreach,
+               intraop):
+    """{rule: {"lib": [s/step], v: [s/step] for v in intraop}}, one entry
+    per repeat, each from a block of `steps` steps; v is torch's intra-op
+    thread count (OpenBLAS's is set by the caller)."""
     hp = Hyper(LR[opt])
-    pairs = {}
+    runners = {}
     for rule in rules:
         net = library_net(lib, arch, rule, opt, hp, seed=1)
         net.reserve(batches[0].x.shape[0])
-        model = torch_copy(net, arch, rule, opt, hp, foreach)
         # Warm-up: workspaces, pages, BLAS and OpenMP threads.
-        lib_block(net, batches[:3])
-        torch_block(model, batches[:3])
-        pairs[rule] = (net, model)
-    times = {rule: ([], []) for rule in rules}
+        run = {"lib": lambda block, net=net: lib_block(net, block)}
+        for v in intraop:
+            model = torch_copy(net, arch, rule, opt, hp, foreach)
+
+            def run_torch(block, model=model, v=v):
+                torch.set_num_threads(v)
+                return torch_block(model, block)
+            run[v] = run_torch
+        for f in run.values():
+            f(batches[:3])
+        runners[rule] = (net, run)
+    times = {rule: {who: [] for who in runners[rule][1]} for rule in rules}
     k = 3
     for r in range(repeats):
         block = [batches[(k + i) % len(batches)] for i in range(steps)]
         k += steps
         for rule in rules:
-            net, model = pairs[rule]
-            # Both on the same batches, back to back; who goes first
-            # alternates, so that neither always inherits the other's cache
-            # state or still-running threads.
-            if r % 2 == 0:
-                t_lib = lib_block(net, block)
-                t_torch = torch_block(model, block)
-            else:
-                t_torch = torch_block(model, block)
-                t_lib = lib_block(net, block)
-            times[rule][0].append(t_lib)
-            times[rule][1].append(t_torch)
-    for net, _ in pairs.values():
+            run = runners[rule][1]
+            # All on the same batches, back to back; the order rotates, so
+            # that none always inherits another's cache state or
+            # still-running threads.
+            order = list(run)
+            order = order[r % len(order):] + order[:r % len(order)]
+            for who in order:
+                times[rule][who].append(run[who](block))
+    for net, _ in runners.values():
         net.close()
     return times
 
@@ -565,6 +571,25 @@ def torch_summary():
     return "torch %s: %s" % (torch.__version__, ", ".join(parts))
 
 
+def result_row(times, rule, v, arch, opt, nt, batch):
+    """One table and CSV row: the library against the PyTorch model with v
+    intra-op threads; ratios are medians of per-repeat ratios."""
+    lib_t, torch_t = times[rule]["lib"], times[rule][v]
+
+    def ratio(num, den):
+        return statistics.median(a / b for a, b in zip(num, den))
+    q1, med, q3 = quartiles([a / b for a, b in zip(torch_t, lib_t)])
+    row = dict(arch=arch.name, rule=rule, optimizer=opt, threads=nt,
+               torch_intraop_threads=v, batch=batch,
+               lib_ms_per_step=1e3 * statistics.median(lib_t),
+               torch_ms_per_step=1e3 * statistics.median(torch_t),
+               torch_over_lib=med, ratio_q1=q1, ratio_q3=q3)
+    if "BP" in times:
+        row["lib_vs_bp"] = ratio(lib_t, times["BP"]["lib"])
+        row["torch_vs_bp"] = ratio(torch_t, times["BP"][v])
+    return row
+
+
 def make_batches(x, t, batch, n):
     """The first n batches of x (N, n_0) and one-hot t (N, n_L), as views."""
     xt, tt = torch.from_numpy(x), torch.from_numpy(t)
@@ -585,6 +610,19 @@ def set_threads(openblas, n, intraop):
                                                 intraop))
 
 
+def intraop_counts(spec, n):
+    """torch intra-op thread counts to time at n OpenBLAS threads, from
+    --torch-intraop (e.g. 'same,1'), without repeats."""
+    out = []
+    for item in spec.split(","):
+        v = n if item == "same" else int(item)
+        if v < 1:
+            raise ValueError("--torch-intraop: counts must be >= 1")
+        if v not in out:
+            out.append(v)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lib", required=True, help="path to libfeedbackalign.so")
@@ -596,10 +634,11 @@ def main():
                     help="comma-separated, of %s [all]" % ",".join(RULES))
     ap.add_argument("--threads", default="1,2",
                     help="thread counts, comma-separated [1,2]")
-    ap.add_argument("--torch-intraop", default="same",
-                    help="torch.set_num_threads: 'same' as the thread count,"
-                         " or a fixed number such as 1 (element-wise work on"
-                         " one thread, as in the library) [same]")
+    ap.add_argument("--torch-intraop", default="same,1",
+                    help="torch.set_num_threads values to time, each a"
+                         " separate PyTorch model: 'same' as the thread"
+                         " count, or a number (1: element-wise work on one"
+                         " thread, as in the library) [same,1]")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5,
                     help="steps per timed block [5]")
@@ -631,12 +670,10 @@ def main():
         ap.error("batch, steps, repeats and threads must be >= 1")
     foreach = args.foreach == "on"
     try:
-        intraop = {n: n if args.torch_intraop == "same"
-                   else int(args.torch_intraop) for n in threads}
+        intraop = {n: intraop_counts(args.torch_intraop, n) for n in threads}
     except ValueError:
-        ap.error("--torch-intraop: 'same' or a number")
-    if min(intraop.values()) < 1:
-        ap.error("--torch-intraop must be >= 1")
+        ap.error("--torch-intraop: a comma-separated list of 'same' and "
+                 "numbers >= 1")
 
     try:
         lib = fa.Library(args.lib)
@@ -702,30 +739,22 @@ def main():
             "lib_vs_bp", "torch_vs_bp"]
     rows = []
     for nt in threads:
-        set_threads(openblas, nt, intraop[nt])
+        set_threads(openblas, nt, nt)
         for arch in archs:
             for opt in opts:
                 times = time_rules(lib, arch, opt, rules, data[arch],
-                                   args.steps, args.repeats, foreach)
+                                   args.steps, args.repeats, foreach,
+                                   intraop[nt])
                 for rule in rules:
-                    lib_t, torch_t = times[rule]
-                    q1, med, q3 = quartiles([a / b for a, b in zip(torch_t, lib_t)])
-                    row = dict(arch=arch.name, rule=rule, optimizer=opt,
-                               threads=nt, torch_intraop_threads=intraop[nt],
-                               batch=args.batch,
-                               lib_ms_per_step=1e3 * statistics.median(lib_t),
-                               torch_ms_per_step=1e3 * statistics.median(torch_t),
-                               torch_over_lib=med, ratio_q1=q1, ratio_q3=q3)
-                    if "BP" in times:
-                        row["lib_vs_bp"] = statistics.median(
-                            a / b for a, b in zip(lib_t, times["BP"][0]))
-                        row["torch_vs_bp"] = statistics.median(
-                            a / b for a, b in zip(torch_t, times["BP"][1]))
-                    rows.append(row)
-                    print("timed %s %s %s threads %d: lib %.2f ms, torch %.2f ms"
-                          " per step, torch/lib %.2f" % (
-                              arch.name, rule, opt, nt, row["lib_ms_per_step"],
-                              row["torch_ms_per_step"], med), flush=True)
+                    for v in intraop[nt]:
+                        rows.append(result_row(times, rule, v, arch, opt, nt,
+                                               args.batch))
+                        r = rows[-1]
+                        print("timed %s %s %s threads %d/%d: lib %.2f ms, torch"
+                              " %.2f ms per step, torch/lib %.2f" % (
+                                  arch.name, rule, opt, nt, v,
+                                  r["lib_ms_per_step"], r["torch_ms_per_step"],
+                                  r["torch_over_lib"]), flush=True)
 
     print("\nms per step: medians of %d blocks of %d steps of batch %d;"
           " torch/lib: median of the per-block ratios (quartiles), > 1 means"
