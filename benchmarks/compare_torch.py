@@ -66,6 +66,7 @@ import statistics
 import sys
 import time
 from collections import namedtuple
+from functools import partial
 from dataclasses import dataclass, replace
 
 # Before torch loads libgomp, which reads it once (see "Threads" above).
@@ -491,8 +492,10 @@ def lib_block(net, block):
     return (time.perf_counter() - t0) / len(block)
 
 
-def torch_block(model, block):
-    """Seconds per step of a PyTorch model over a block of batches."""
+def torch_block(model, threads, block):
+    """Seconds per step of a PyTorch model over a block of batches, with
+    `threads` intra-op threads."""
+    torch.set_num_threads(threads)
     t0 = time.perf_counter()
     for b in block:
         model.step(b.x_torch, b.labels, b.onehot)
@@ -509,16 +512,11 @@ def time_rules(lib, arch, opt, rules, batches, steps, repeats, foreach,
     for rule in rules:
         net = library_net(lib, arch, rule, opt, hp, seed=1)
         net.reserve(batches[0].x.shape[0])
-        # Warm-up: workspaces, pages, BLAS and OpenMP threads.
-        run = {"lib": lambda block, net=net: lib_block(net, block)}
-        for v in intraop:
-            model = torch_copy(net, arch, rule, opt, hp, foreach)
-
-            def run_torch(block, model=model, v=v):
-                torch.set_num_threads(v)
-                return torch_block(model, block)
-            run[v] = run_torch
-        for f in run.values():
+        run = {"lib": partial(lib_block, net)}
+        for v in intraop:  # every model starts from the library's start
+            run[v] = partial(torch_block,
+                             torch_copy(net, arch, rule, opt, hp, foreach), v)
+        for f in run.values():  # warm-up: workspaces, pages, threads
             f(batches[:3])
         runners[rule] = (net, run)
     times = {rule: {who: [] for who in runners[rule][1]} for rule in rules}
@@ -652,8 +650,8 @@ def main():
     ap.add_argument("--check-only", action="store_true",
                     help="only the two-step agreement (no timing)")
     ap.add_argument("--self-test", action="store_true",
-                    help="show that the check catches deliberate mistakes "
-                         "(no timing)")
+                    help="show that the check catches deliberate mistakes, "
+                         "on the last architecture given (no timing)")
     args = ap.parse_args()
 
     try:
