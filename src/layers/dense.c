@@ -47,11 +47,12 @@ static void dense_backward(const fa_layer *ly, const float *B, const float *dz, 
 }
 
 static void dense_weight_grad(const fa_layer *ly, const float *x, int32_t ldx,
-                              const float *col, const float *dz, int32_t m, float *dw)
+                              const float *col, const float *dz, int32_t m, float alpha,
+                              float beta, float *dw)
 {
     (void)col;
-    /* dW (n_out, n_in) = dz (n_out, m) x^T (m, n_in) */
-    fa_gemm(0, 1, ly->n_out, ly->n_in, m, 1.0f, dz, ly->n_out, x, ldx, 0.0f, dw, ly->n_out);
+    /* dW (n_out, n_in) = alpha dz (n_out, m) x^T (m, n_in) + beta dW */
+    fa_gemm(0, 1, ly->n_out, ly->n_in, m, alpha, dz, ly->n_out, x, ldx, beta, dw, ly->n_out);
 }
 
 const fa_layer_ops fa_layer_dense = {
