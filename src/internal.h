@@ -108,8 +108,9 @@ void fa_gemv(int trans_a, int32_t m, int32_t n, float alpha, const float *a,
 /* Dot product and 2-norm of length-n vectors (contiguous), in double. */
 double fa_dot(int64_t n, const float *x, const float *y);
 double fa_nrm2(int64_t n, const float *x);
-/* OpenBLAS's thread count (1 for another BLAS). */
+/* OpenBLAS's thread count (1 for another BLAS), and setting it. */
 int32_t fa_blas_threads(void);
+void fa_blas_set_threads(int32_t n);
 
 /* ------------------------------------------------------------- activation.c */
 
@@ -183,6 +184,7 @@ typedef struct fa_layer {
      * max |delta| of the error (for the step's overflow bounds). */
     float hmax, dmax;
     int has_err;            /* the last pass computed this layer's error */
+    int32_t part;           /* the thread its weight GEMM runs on (train.c) */
 
     /* Workspace views, valid for batches up to net->ws_batch. */
     float *z;       /* f(A) (n_out, m) */

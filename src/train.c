@@ -322,18 +322,77 @@ float fa_compute_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, 
     return gmax;
 }
 
+/* dW_l of one layer into dst's W block. */
+static void layer_weight_grad(const fa_net *net, int32_t l, const float *x, int32_t ldx,
+                              int32_t batch, float alpha, float beta, float *dst)
+{
+    const fa_layer *ly = &net->layers[l];
+    int32_t ldin;
+    const float *in = layer_input(net, l, x, ldx, &ldin);
+    ly->ops->weight_grad(ly, in, ldin, ly->col, layer_error(net, l), batch, alpha, beta,
+                         dst + ly->w_off);
+}
+
+typedef struct wg_job {
+    fa_net *net;
+    const float *x;
+    int32_t ldx, batch;
+    float alpha, beta;
+    float *dst;
+} wg_job;
+
+static void wg_part(void *ctx, int32_t part, int32_t nparts)
+{
+    wg_job *j = ctx;
+    (void)nparts;
+    for (int32_t l = 1; l <= j->net->n_layers; l++)
+        if (j->net->layers[l].has_err && j->net->layers[l].part == part)
+            layer_weight_grad(j->net, l, j->x, j->ldx, j->batch, j->alpha, j->beta, j->dst);
+}
+
+/* Assign the layers' weight GEMMs to `parts` threads, each layer to the
+ * least loaded so far (by its multiply-adds).  Worth it when the loads come
+ * out even: then each thread runs its GEMMs on one core, which for the
+ * small GEMMs of a deep narrow network beats giving every GEMM all threads
+ * in turn (OpenBLAS's threads synchronise per call).  For one dominant
+ * layer (a wide network) it is not, and OpenBLAS threads each GEMM. */
+static int plan_layers(fa_net *net, int32_t parts, int32_t batch)
+{
+    double load[FA_MAX_THREADS] = {0}, total = 0;
+    for (int32_t l = 1; l <= net->n_layers; l++) {
+        fa_layer *ly = &net->layers[l];
+        if (!ly->has_err)
+            continue;
+        const double cost = (double)ly->w_rows * ly->w_cols * (double)fa_layer_cols(ly, batch);
+        int32_t best = 0;
+        for (int32_t k = 1; k < parts; k++)
+            best = load[k] < load[best] ? k : best;
+        ly->part = best;
+        load[best] += cost;
+        total += cost;
+    }
+    double worst = 0;
+    for (int32_t k = 0; k < parts; k++)
+        worst = load[k] > worst ? load[k] : worst;
+    return worst <= 1.15 * total / parts;
+}
+
 void fa_weight_grads(fa_net *net, const float *x, int32_t ldx, int32_t batch, float alpha,
                      float beta, float *dst)
 {
-    for (int32_t l = 1; l <= net->n_layers; l++) {
-        const fa_layer *ly = &net->layers[l];
-        if (!ly->has_err)
-            continue;
-        int32_t ldin;
-        const float *in = layer_input(net, l, x, ldx, &ldin);
-        ly->ops->weight_grad(ly, in, ldin, ly->col, layer_error(net, l), batch, alpha, beta,
-                             dst + ly->w_off);
+    const int32_t parts = net->nthreads;
+    if (parts > 1 && plan_layers(net, parts, batch)) {
+        wg_job j = {net, x, ldx, batch, alpha, beta, dst};
+        /* each thread's GEMMs on its own core: OpenBLAS single-threaded for
+         * the duration (its thread count is process-wide; restored after) */
+        fa_blas_set_threads(1);
+        fa_pool_run(net, parts, wg_part, &j);
+        fa_blas_set_threads(parts);
+        return;
     }
+    for (int32_t l = 1; l <= net->n_layers; l++)
+        if (net->layers[l].has_err)
+            layer_weight_grad(net, l, x, ldx, batch, alpha, beta, dst);
 }
 
 float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
