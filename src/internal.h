@@ -43,6 +43,12 @@
 /* Most threads a handle uses (threads.c). */
 #define FA_MAX_THREADS 64
 
+/* When the weight GEMMs of the layers run side by side (train.c): when the
+ * loads come out even (the default), never, or always -- the last two for
+ * the benchmarks that measure the choice (benchmarks/, linked against the
+ * internal library, set net->layer_parallel). */
+enum { FA_LAYER_PARALLEL_AUTO = 0, FA_LAYER_PARALLEL_NEVER = 1, FA_LAYER_PARALLEL_ALWAYS = 2 };
+
 typedef struct fa_net fa_net;
 typedef struct fa_image_writer fa_image_writer;
 typedef struct fa_pool fa_pool;
@@ -390,6 +396,7 @@ struct fa_net {
     float absmax_p, absmax_s1, absmax_s2;
 
     fa_pool *pool;       /* worker threads (threads.c), NULL until needed */
+    int32_t layer_parallel; /* FA_LAYER_PARALLEL_*: the benchmarks compare */
     int32_t nthreads;    /* threads of the step under way */
     float *tdb;          /* per-thread bias-gradient partials: tdb_threads x
                             the widest layer's rows */

@@ -381,7 +381,8 @@ void fa_weight_grads(fa_net *net, const float *x, int32_t ldx, int32_t batch, fl
                      float beta, float *dst)
 {
     const int32_t parts = net->nthreads;
-    if (parts > 1 && plan_layers(net, parts, batch)) {
+    if (parts > 1 && net->layer_parallel != FA_LAYER_PARALLEL_NEVER &&
+        (plan_layers(net, parts, batch) || net->layer_parallel == FA_LAYER_PARALLEL_ALWAYS)) {
         wg_job j = {net, x, ldx, batch, alpha, beta, dst};
         /* each thread's GEMMs on its own core: OpenBLAS single-threaded for
          * the duration (its thread count is process-wide; restored after) */
