@@ -1342,6 +1342,60 @@ START_TEST(test_v1_fixture)
 }
 END_TEST
 
+/* A damaged version-1 file: every cut refused as truncated, every flipped
+ * byte refused, and edited layer sizes or activations (CRC fixed) reported
+ * as a rejected architecture.  Version 1 layout for L = 3: magic 0,
+ * version 8, byte order 12, n_layers 16, sizes n_0..n_3 at 20..36,
+ * activations of layers 1..3 at 36..48. */
+START_TEST(test_v1_damaged)
+{
+    char path[PATH_MAX], what[64];
+    size_t len;
+    unsigned char *buf;
+    static const struct {
+        size_t off;
+        uint32_t v;
+        const char *expect;
+    } v1_edits[] = {
+        {24, 0, "architecture rejected: layer 1: a dense layer needs units >= 1"},
+        {28, 0x80000000u, "architecture rejected: layer 2"},
+        {36, 5, "architecture rejected: layer 1: activation -1 is not a fa_activation"},
+        {44, FA_ACT_TANH, "architecture rejected: loss softmax_ce"},
+        {20, 0, "architecture rejected: input shape 0x1x1"},
+    };
+
+    snprintf(path, sizeof path, "%s/v1-%s.fanet", FA_TEST_DATA, fixtures[0].name);
+    buf = read_file(path, &len);
+    ck_assert_uint_eq(rd_u32(buf + OFF_VERSION), 1);
+    ck_assert_uint_eq(rd_u32(buf + 16), 3);
+    ck_assert_uint_eq(rd_u32(buf + 20), 3);
+    ck_assert_uint_eq(rd_u32(buf + 32), 2);
+    ck_assert_uint_eq(rd_u32(buf + 36), FA_ACT_TANH);
+    ck_assert_uint_eq(rd_u32(buf + 44), FA_ACT_IDENTITY);
+    for (size_t n = 0; n < len; n++) {
+        snprintf(what, sizeof what, "v1, first %zu bytes", n);
+        assert_refused(buf, n, NULL, "truncated", what);
+    }
+    for (size_t i = 0; i < len; i++) {
+        buf[i] ^= 0x04;
+        snprintf(what, sizeof what, "v1, byte %zu ^ 0x04", i);
+        assert_refused(buf, len, NULL, NULL, what);
+        buf[i] ^= 0x04;
+    }
+    for (size_t k = 0; k < sizeof v1_edits / sizeof v1_edits[0]; k++) {
+        uint32_t saved;
+        memcpy(&saved, buf + v1_edits[k].off, 4);
+        memcpy(buf + v1_edits[k].off, &v1_edits[k].v, 4);
+        fix_crc(buf, len);
+        snprintf(what, sizeof what, "v1 edit %zu", k);
+        assert_refused(buf, len, NULL, v1_edits[k].expect, what);
+        memcpy(buf + v1_edits[k].off, &saved, 4);
+        fix_crc(buf, len);
+    }
+    free(buf);
+}
+END_TEST
+
 /* The tolerance above can fail: a step with another learning rate, or
  * without the loaded optimiser state, misses 0.1.0's outputs by far more. */
 START_TEST(test_v1_fixture_detects_change)
@@ -1904,6 +1958,7 @@ static Suite *io_suite(void)
     tc = tcase_create("version1");
     tcase_add_loop_test(tc, test_v1_fixture, 0, N_FIXTURES);
     tcase_add_test(tc, test_v1_fixture_detects_change);
+    tcase_add_test(tc, test_v1_damaged);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("save");
