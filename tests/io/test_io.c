@@ -1667,7 +1667,8 @@ START_TEST(test_save_through_links)
 END_TEST
 
 /* A loop of links has no file to replace: the save fails with FA_ERR_IO and
- * leaves the links as they were (no file written in their place). */
+ * leaves the links as they were (no file written in their place).  Before
+ * the fix the save returned FA_OK, having renamed its file over a link. */
 START_TEST(test_save_link_loop)
 {
     char dir[512], a[600], b[600];
@@ -1687,6 +1688,26 @@ START_TEST(test_save_link_loop)
     ck_assert_int_eq(lstat(b, &st), 0);
     ck_assert_msg(S_ISLNK(st.st_mode), "a link of the loop was replaced by a file");
     ck_assert_int_eq(count_entries(dir, &n_tmp), 2);
+    ck_assert_int_eq(n_tmp, 0);
+
+    /* A chain of 40 links is followed (the kernel's limit), 41 are not. */
+    char link[640], next[64];
+    for (int k = 1; k <= 41; k++) {
+        snprintf(next, sizeof next, k == 1 ? "end.fanet" : "l%d", k - 1);
+        snprintf(link, sizeof link, "%s/l%d", dir, k);
+        ck_assert_int_eq(symlink(next, link), 0);
+    }
+    snprintf(link, sizeof link, "%s/l40", dir);
+    OK(fa_net_save(net, link));
+    snprintf(link, sizeof link, "%s/end.fanet", dir);
+    ck_assert_int_eq(lstat(link, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    snprintf(link, sizeof link, "%s/l41", dir);
+    ck_assert_int_eq(fa_net_save(net, link), FA_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(fa_last_error(), strerror(ELOOP)));
+    ck_assert_int_eq(lstat(link, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(count_entries(dir, &n_tmp), 2 + 41 + 1);
     ck_assert_int_eq(n_tmp, 0);
     fa_net_free(net);
     remove_tree(dir);
