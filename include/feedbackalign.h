@@ -832,7 +832,8 @@ FA_API int fa_net_feedback_angles(fa_net *net, int32_t rule, float *angles,
  *  format with a CRC-32 (docs/ARCHITECTURE.md describes it; the library
  *  writes format 2 and reads formats 1 and 2).
  *  Write it into buf of len bytes; *needed (may be NULL) receives the image
- *  size.  buf may be NULL with len 0 to query the size.
+ *  size, also when len is too small.  buf may be NULL with len 0 to query
+ *  the size.
  *  Errors: FA_ERR_NULL (net; buf with len > 0), FA_ERR_SIZE (len too small:
  *  nothing written). */
 FA_API int fa_net_save_image(const fa_net *net, void *buf, int64_t len,

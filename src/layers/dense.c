@@ -7,6 +7,10 @@ static int dense_setup(fa_layer *ly, const char *fn, const char *what)
     if (ly->units < 1)
         return fa_fail(FA_ERR_SIZE, fn, "%s: a dense layer needs units >= 1, got %d", what,
                        (int)ly->units);
+    if (ly->kh || ly->kw || ly->stride || ly->pad)
+        return fa_fail(FA_ERR_ARG, fn, "%s: a dense layer takes no kernel, stride or "
+                       "padding (got %d, %d, %d, %d)", what, (int)ly->kh, (int)ly->kw,
+                       (int)ly->stride, (int)ly->pad);
     ly->out_c = ly->units;
     ly->out_h = 1;
     ly->out_w = 1;

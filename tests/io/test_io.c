@@ -793,8 +793,8 @@ static const edit edits[] = {
     {U32(OFF_LAYER1 + 4, 0x7FFFFFFFu), NO_OP, 0, "truncated"}, /* huge, no allocation */
     {U32(OFF_LAYER1 + 24, 5), NO_OP, 0, "architecture rejected: layer 1: activation 5 is not "
                                          "a fa_activation"},
-    {U32(OFF_LAYER2, FA_LAYER_MAXPOOL), NO_OP, 0, "architecture rejected: layer 2: pooling "
-                                                   "window 0"},
+    {U32(OFF_LAYER2, FA_LAYER_MAXPOOL), NO_OP, 0, "architecture rejected: layer 2: a pooling "
+                                                   "layer has square windows, no units"},
     {U32(OFF_LAYER2 + 4, 3), NO_OP, 0, "truncated"}, /* 21 parameters */
     {U32(OFF_LAYER2 + 24, FA_ACT_TANH), NO_OP, 0, "architecture rejected: loss softmax_ce"},
     /* enums */
