@@ -102,6 +102,29 @@ static int64_t hidden_params(const ka_rule_case *c)
 
 #define MAXP 64 /* parameters and feedback floats of the largest case */
 
+/* x and t of a case copied with leading dimensions larger than their row
+ * counts and NaN in the padding (DRTP reads t, every rule reads x). */
+typedef struct padded {
+    float x[4 * 16], t[4 * 16];
+    int32_t ldx, ldt;
+} padded;
+
+static padded pad_data(const ka_rule_case *c)
+{
+    padded p;
+    const int32_t n0 = c->sizes[0], nl = c->sizes[c->n_layers], b = c->batch;
+    p.ldx = n0 + 3;
+    p.ldt = nl + 2;
+    ck_assert(p.ldx * b <= 64 && p.ldt * b <= 64);
+    for (int32_t j = 0; j < b; j++) {
+        for (int32_t i = 0; i < p.ldx; i++)
+            p.x[i + j * p.ldx] = i < n0 ? c->x[i + j * n0] : NAN;
+        for (int32_t i = 0; i < p.ldt; i++)
+            p.t[i + j * p.ldt] = i < nl ? c->t[i + j * nl] : NAN;
+    }
+    return p;
+}
+
 /* _i: case x rule.  The update, its alignment, the feedback angles; and
  * compute_update and the diagnostics change no parameter, no feedback of
  * any rule and not the model RNG. */
@@ -116,10 +139,10 @@ START_TEST(test_update)
     int64_t nfb = all_feedback(net, c, fb0);
     ck_assert(nfb <= 8 * MAXP);
     const fa_rng rng0 = net->rng;
+    const padded d = pad_data(c);
     char what[96];
     float loss = NAN;
-    TU_OK(fa_net_compute_update(net, c->x, c->sizes[0], c->t, c->sizes[L], c->batch, g,
-                                c->n_params, &loss));
+    TU_OK(fa_net_compute_update(net, d.x, d.ldx, d.t, d.ldt, c->batch, g, c->n_params, &loss));
     snprintf(what, sizeof what, "%s: %s update", c->name, rule_name(rule));
     tu_assert_close_f(g, c->grad[rule], c->n_params, RTOL, ATOL, what);
     ck_assert_msg(fabs(loss - c->loss_value) <= RTOL * fabs(c->loss_value) + ATOL,
@@ -129,7 +152,7 @@ START_TEST(test_update)
             ck_assert_msg(g[k] == 0.0f, "%s: hidden entry %lld is %g, want exactly 0", what,
                           (long long)k, g[k]);
 
-    TU_OK(fa_net_alignment(net, c->x, c->sizes[0], c->t, c->sizes[L], c->batch, ang, L - 1));
+    TU_OK(fa_net_alignment(net, d.x, d.ldx, d.t, d.ldt, c->batch, ang, L - 1));
     snprintf(what, sizeof what, "%s: %s alignment", c->name, rule_name(rule));
     tu_assert_close_f(ang, c->align[rule], L - 1, ANG_RTOL, ANG_ATOL, what);
     if (c->fbangle[rule]) {
@@ -245,7 +268,8 @@ END_TEST
 
 /* One applied KP step: _i = case x variant (SGD, Adam, SGD with
  * k = lr * wd).  W by the optimiser, weight decay included; B takes W's
- * change and B - W shrinks by (1 - k). */
+ * change and B - W shrinks by (1 - k).  Odd _i apply the step as
+ * fa_net_compute_update + fa_net_apply_update, even ones as train_step. */
 START_TEST(test_kp_step)
 {
     const ka_rule_case *c = &ka_rule_cases[_i / KA_N_KP];
@@ -262,7 +286,14 @@ START_TEST(test_kp_step)
     TU_OK(fa_net_set_hparam(net, FA_HP_EPSILON, KA_EPS));
     const int adam = ka_kp_variants[v].opt == FA_OPT_ADAM;
     const double rtol = adam ? ADAM_RTOL : RTOL, atol = adam ? ADAM_ATOL : ATOL;
-    TU_OK(fa_net_train_step(net, c->x, c->sizes[0], c->t, c->sizes[L], c->batch, NULL));
+    if (_i % 2) {
+        float g[MAXP];
+        TU_OK(fa_net_compute_update(net, c->x, c->sizes[0], c->t, c->sizes[L], c->batch, g,
+                                    c->n_params, NULL));
+        TU_OK(fa_net_apply_update(net, g, c->n_params));
+    } else {
+        TU_OK(fa_net_train_step(net, c->x, c->sizes[0], c->t, c->sizes[L], c->batch, NULL));
+    }
     float *p = tu_params(net), b[MAXP];
     char what[96];
     snprintf(what, sizeof what, "%s: params after KP step, variant %d", c->name, v);
