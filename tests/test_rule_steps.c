@@ -149,8 +149,8 @@ START_TEST(test_update)
                   "%s: loss %.9g, want %.9g", what, loss, c->loss_value);
     if (rule == FA_RULE_SHALLOW)
         for (int64_t k = 0; k < hidden_params(c); k++)
-            ck_assert_msg(g[k] == 0.0f, "%s: hidden entry %lld is %g, want exactly 0", what,
-                          (long long)k, g[k]);
+            TU_CHECK(g[k] == 0.0f, "%s: hidden entry %lld is %g, want exactly 0", what,
+                     (long long)k, g[k]);
 
     TU_OK(fa_net_alignment(net, d.x, d.ldx, d.t, d.ldt, c->batch, ang, L - 1));
     snprintf(what, sizeof what, "%s: %s alignment", c->name, rule_name(rule));
@@ -241,8 +241,8 @@ START_TEST(test_brsf_step)
         const double s = 1.0 / sqrt((double)c->sizes[l - 1]);
         fa_fill_random(&replay, FA_DIST_UNIFORM, s, m2 + off, len);
         for (int64_t k = 0; k < len; k++)
-            ck_assert_msg(fabs(m[off + k]) <= s, "redrawn M_%d[%lld] = %g beyond scale %g", l,
-                          (long long)k, m[off + k], s);
+            TU_CHECK(fabs(m[off + k]) <= s, "redrawn M_%d[%lld] = %g beyond scale %g", l,
+                     (long long)k, m[off + k], s);
         off += len;
     }
     ck_assert_msg(memcmp(m, m2, (size_t)off * sizeof *m) == 0,
@@ -320,9 +320,9 @@ START_TEST(test_wm_decay)
     float b[MAXP];
     layer_feedback(net, c, FA_RULE_WM, b);
     for (int64_t k = 0; k < c->fb_layer_len; k++)
-        ck_assert_msg(b[k] == (float)(0.75 * (double)c->fb_layer[k]),
-                      "%s: B[%lld] = %.9g after an eta = 0 step, want 0.75 * %.9g", c->name,
-                      (long long)k, b[k], c->fb_layer[k]);
+        TU_CHECK(b[k] == (float)(0.75 * (double)c->fb_layer[k]),
+                 "%s: B[%lld] = %.9g after an eta = 0 step, want 0.75 * %.9g", c->name,
+                 (long long)k, b[k], c->fb_layer[k]);
     fa_net_free(net);
 }
 END_TEST
@@ -374,9 +374,9 @@ START_TEST(test_wm_mirror)
                 const double want = c->fb_layer[k] + eta / K * est;
                 const double tol = (n + K + 4) * ldexp(1.0, -24) *
                                    (fabs((double)c->fb_layer[k]) + eta / K * mag);
-                ck_assert_msg(fabs(b[k] - want) <= tol,
-                              "%s: B_%d(%d,%d) = %.9g after the mirror step, want %.9g "
-                              "(tolerance %g)", c->name, l, i, j, b[k], want, tol);
+                TU_CHECK(fabs(b[k] - want) <= tol,
+                         "%s: B_%d(%d,%d) = %.9g after the mirror step, want %.9g "
+                         "(tolerance %g)", c->name, l, i, j, b[k], want, tol);
                 biggest = fmax(biggest, fabs(want - c->fb_layer[k]));
             }
         off += (int64_t)r * n;
@@ -460,8 +460,8 @@ START_TEST(test_drtp_zero_target)
         TU_OK(fa_net_compute_update(net, x, n0, t, nL, 1, g, c->n_params, NULL));
         const int64_t nh = hidden_params(c);
         for (int64_t k = 0; k < nh; k++)
-            ck_assert_msg(g[k] == 0.0f, "%s: DRTP hidden entry %lld = %g for a zero target",
-                          c->name, (long long)k, g[k]);
+            TU_CHECK(g[k] == 0.0f, "%s: DRTP hidden entry %lld = %g for a zero target",
+                     c->name, (long long)k, g[k]);
         double out = fa_nrm2(c->n_params - nh, g + nh);
         ck_assert_msg(out > 1e-3, "%s: the output layer did not learn (%g)", c->name, out);
         fa_net_free(net);
