@@ -19,7 +19,9 @@
  *   sigma^2 W;
  * - DRTP: a sample whose target column is zero gives exactly no hidden
  *   update; SDFA: an output whose error is exactly zero contributes nothing
- *   (its row of every G_l can be changed without changing the update).
+ *   (its row of every G_l can be changed without changing the update);
+ * - the DFA variant (before the activation) is DFA's alone: DRTP and SDFA
+ *   keep their f'(A_l).
  *
  * Tolerances.  Inputs are float-exact; the references are float64.  RTOL /
  * ATOL allow for the library's float32 arithmetic on these O(1) values
@@ -507,6 +509,38 @@ START_TEST(test_sdfa_zero_error)
 }
 END_TEST
 
+/* fa_dfa_variant is DFA's ("where DFA injects the projected error"): the
+ * header defines DRTP and SDFA with the factor f'(A_l) whatever the
+ * variant.  With FA_DFA_BEFORE_ACTIVATION set, DFA drops f' and DRTP and
+ * SDFA keep their known answers. */
+START_TEST(test_variant_is_dfas)
+{
+    const ka_rule_case *c = &ka_rule_cases[_i];
+    const int32_t L = c->n_layers;
+    fa_net *net = tu_rule_case_net(c);
+    TU_OK(fa_net_set_dfa_variant(net, FA_DFA_BEFORE_ACTIVATION));
+    float g[MAXP];
+    static const int32_t rules[] = {FA_RULE_DRTP, FA_RULE_SDFA, FA_RULE_DFA};
+    for (int k = 0; k < 3; k++) {
+        TU_OK(fa_net_set_rule(net, rules[k]));
+        TU_OK(fa_net_compute_update(net, c->x, c->sizes[0], c->t, c->sizes[L], c->batch, g,
+                                    c->n_params, NULL));
+        char what[96];
+        snprintf(what, sizeof what, "%s: %s update with the DFA variant 'before'", c->name,
+                 rule_name(rules[k]));
+        if (rules[k] != FA_RULE_DFA) {
+            tu_assert_close_f(g, c->grad[rules[k]], c->n_params, RTOL, ATOL, what);
+        } else { /* the variant does reach DFA: f' is gone */
+            double d = 0;
+            for (int64_t q = 0; q < c->n_params; q++)
+                d = fmax(d, fabs(g[q] - c->grad[FA_RULE_DFA][q]));
+            ck_assert_msg(d > 1e-3, "%s: the variant did not change DFA (%g)", what, d);
+        }
+    }
+    fa_net_free(net);
+}
+END_TEST
+
 static Suite *rule_steps_suite(void)
 {
     Suite *s = suite_create("rule_steps");
@@ -520,6 +554,7 @@ static Suite *rule_steps_suite(void)
     tcase_add_loop_test(tc, test_wm_expectation, 0, KA_N_RULE_CASES);
     tcase_add_test(tc, test_drtp_zero_target);
     tcase_add_test(tc, test_sdfa_zero_error);
+    tcase_add_loop_test(tc, test_variant_is_dfas, 0, KA_N_RULE_CASES);
     suite_add_tcase(s, tc);
     return s;
 }
