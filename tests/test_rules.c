@@ -501,7 +501,7 @@ END_TEST
 
 /* BRSF's M over several steps: unchanged by compute_update (and by
  * fa_net_get_feedback), new after every applied step, both ways of
- * applying one. */
+ * applying one, drawn with the feedback initialisation in force. */
 START_TEST(test_brsf_redraws)
 {
     const int32_t sizes[] = {4, 6, 5, 3};
@@ -527,6 +527,21 @@ START_TEST(test_brsf_redraws)
         uint64_t now = feedback_checksum(net, FA_RULE_BRSF, 3);
         ck_assert_msg(now != prev, "M not redrawn by applied step %d", s);
         prev = now;
+    }
+    /* The redraw follows the feedback initialisation in force: under
+     * (SIGN, 0.25) the M of every applied step is new and all +-0.25. */
+    TU_OK(fa_net_set_feedback_init(net, FA_DIST_SIGN, 0.25));
+    for (int s = 0; s < 3; s++) {
+        prev = feedback_checksum(net, FA_RULE_BRSF, 3);
+        TU_OK(fa_net_train_step(net, x, 4, t, 3, BATCH, NULL));
+        ck_assert(feedback_checksum(net, FA_RULE_BRSF, 3) != prev);
+        float m[30];
+        for (int32_t l = 2; l <= 3; l++) {
+            const int len = sizes[l] * sizes[l - 1];
+            TU_OK(fa_net_get_feedback(net, FA_RULE_BRSF, l, m, len));
+            for (int k = 0; k < len; k++)
+                TU_CHECK(fabsf(m[k]) == 0.25f, "M_%d[%d] = %g under (sign, 0.25)", l, k, m[k]);
+        }
     }
     free(gr);
     fa_net_free(net);
