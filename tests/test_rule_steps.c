@@ -25,8 +25,8 @@
  *
  * Tolerances.  Inputs are float-exact; the references are float64.  RTOL /
  * ATOL allow for the library's float32 arithmetic on these O(1) values
- * (sums of at most a dozen products, a few ulp each: 2e-5 relative is some
- * 100 ulp).  Adam divides by sqrt(v), so a step amplifies the relative
+ * (sums of at most a dozen products, a few ulp each; 2e-5 relative is
+ * over 300 ulp, 2e-6 absolute covers entries that cancel to near 0).  Adam divides by sqrt(v), so a step amplifies the relative
  * error of the gradient: 1e-4 / 1e-5 as test_net.c uses for optimisers.
  * Angles near 0 or 180 degrees are ill-conditioned in acos; none of the
  * cases has one except BP's, which the library reports as exactly 0:
