@@ -204,7 +204,8 @@ typedef enum fa_loss {
  *  - FA_RULE_SHALLOW: only the last layer learns: hidden updates are zero,
  *                  and the optimiser leaves every hidden parameter and its
  *                  optimiser state untouched (weight decay too).  NONE.
- *  The 1/m of DRTP and SDFA keeps every rule's update a batch mean, like e.
+ *  The 1/m of DRTP and SDFA keeps every rule's update a batch mean, like e;
+ *  FA_DFA_BEFORE_ACTIVATION drops the f' of all three DIRECT rules alike.
  *  FA, DFA, FRSF, DRTP and SDFA never modify their feedback; BRSF, KP and WM
  *  do, and only when a step is applied (fa_net_train_step,
  *  fa_net_apply_update), never in fa_net_compute_update.  Each rule keeps
