@@ -243,7 +243,7 @@ static void direct_errors(fa_net *net, int32_t rule, const float *t, int32_t ldt
     const fa_rule_desc *r = fa_rule_table[rule];
     const int32_t L = net->n_layers, nL = net->sizes[L], nd = net->n_direct;
     const float slope = (float)net->hp[FA_HP_LEAKY_SLOPE];
-    /* the variant is DFA's (fa_dfa_variant); DRTP and SDFA always take f' */
+    /* where the signal enters (fa_dfa_variant): the same for every direct rule */
     const int with_deriv = net->dfa_variant == FA_DFA_AFTER_ACTIVATION;
     const float *s = r->signal(net, net->e, t, ldt, m, net->sig);
     /* D (n_direct, m) = G^T (n_direct, n_L) s (n_L, m) */
