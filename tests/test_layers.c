@@ -714,13 +714,13 @@ END_TEST
 /* Oriented bars: 1x8x8 images, background noise U[-0.2, 0.2], plus a bar of
  * 5 pixels of intensity U[0.6, 1.0] at a random position: class 0
  * horizontal, 1 vertical, 2 diagonal (down-right), 3 anti-diagonal; classes
- * in turn, so every batch of 32 holds 8 of each.  From the test's own
+ * in turn, so every batch of 16 holds 4 of each.  From the test's own
  * generator (tu_lcg), never the library's RNG. */
 #define BS 8
 #define BLEN 5
 #define NTRAIN 256
 #define NTEST 128
-#define LBATCH 32
+#define LBATCH 16
 #define LSTEPS 200
 
 static void bars(tu_lcg *g, float *x, float *t, int n)
@@ -757,28 +757,30 @@ static void bars(tu_lcg *g, float *x, float *t, int n)
 }
 
 /* Per-rule thresholds on the held-out set after LSTEPS Adam steps (lr
- * 0.01, batch 32) of "1x8x8-c6k3p1-m4-4" (relu conv, 4x4 max-pool, softmax):
- * minimum accuracy and maximum mean loss (chance: 0.25 and ln 4 = 1.386).
- * Calibrated with this generator on 60 runs: network seeds 1..30 on the
- * data of seed 2024 (the data used here), and seeds 100..109 on the data
- * of seeds 7, 99 and 31337.  Worst cases seen (accuracy / loss): BP
- * 0.969/0.090, USF 0.969/0.126, BRSF 0.969/0.127, FRSF 0.961/0.125, KP
- * 0.969/0.091, WM 0.969/0.103, FA 0.922/0.306, DFA 0.820/0.577, DRTP
- * 0.711/0.703, SDFA 0.641/0.912, SHALLOW (fixed random conv features)
- * 0.719/0.792.  Each threshold leaves a margin of 6-10 accuracy points and
- * 0.1-0.2 of loss below that worst case.  The direct rules are weak on
- * convolutions (their feedback to a conv layer ignores the weight sharing
- * and the pooling), as in the literature, but every one of them still
- * learns far beyond chance. */
+ * 0.01, batch 16) of "1x8x8-c6k3p1-m4-4" (relu conv, 4x4 max-pool, softmax)
+ * from network seed 1: minimum accuracy and maximum mean loss (chance: 0.25
+ * and ln 4 = 1.386).  Calibrated with this generator on 60 runs: network
+ * seeds 1..30 on the data of seed 2024 (the data used here), and seeds
+ * 100..109 on the data of seeds 7, 99 and 31337.  Worst cases seen
+ * (accuracy / loss): BP 0.953/0.107, USF 0.961/0.140, BRSF 0.953/0.167,
+ * FRSF 0.953/0.154, KP 0.969/0.121, WM 0.969/0.122, FA 0.914/0.372, DFA
+ * 0.750/0.624, DRTP 0.688/0.818, SDFA 0.594/0.941, SHALLOW (fixed random
+ * conv features) 0.727/0.818.  Each threshold leaves a margin of 7-11
+ * accuracy points and 0.15-0.2 of loss beyond that worst case.  The direct
+ * rules are weak on convolutions (their feedback to a conv layer ignores
+ * the weight sharing and the pooling), as in the literature, but every one
+ * of them still learns far beyond chance.  One network seed per rule keeps
+ * the run short under valgrind (200 steps of batch 16: about a fifth of a
+ * second natively for all eleven rules). */
 static const struct {
     double acc, loss;
 } learn_min[FA_N_RULES] = {
-    [FA_RULE_BP] = {0.90, 0.25},   [FA_RULE_FA] = {0.85, 0.45},
-    [FA_RULE_DFA] = {0.70, 0.80},  [FA_RULE_USF] = {0.90, 0.25},
-    [FA_RULE_BRSF] = {0.90, 0.25}, [FA_RULE_FRSF] = {0.90, 0.25},
-    [FA_RULE_KP] = {0.90, 0.25},   [FA_RULE_WM] = {0.90, 0.25},
-    [FA_RULE_DRTP] = {0.60, 0.95}, [FA_RULE_SDFA] = {0.55, 1.05},
-    [FA_RULE_SHALLOW] = {0.60, 1.00},
+    [FA_RULE_BP] = {0.88, 0.30},   [FA_RULE_FA] = {0.84, 0.55},
+    [FA_RULE_DFA] = {0.65, 0.80},  [FA_RULE_USF] = {0.88, 0.30},
+    [FA_RULE_BRSF] = {0.88, 0.30}, [FA_RULE_FRSF] = {0.88, 0.30},
+    [FA_RULE_KP] = {0.88, 0.30},   [FA_RULE_WM] = {0.88, 0.30},
+    [FA_RULE_DRTP] = {0.58, 1.00}, [FA_RULE_SDFA] = {0.50, 1.10},
+    [FA_RULE_SHALLOW] = {0.62, 1.00},
 };
 
 START_TEST(test_rule_learns_bars)
@@ -790,7 +792,7 @@ START_TEST(test_rule_learns_bars)
     tu_lcg g = {2024};
     bars(&g, xtr, ttr, NTRAIN);
     bars(&g, xte, tte, NTEST);
-    for (uint64_t seed = 1; seed <= 2; seed++) {
+    for (uint64_t seed = 1; seed <= 1; seed++) {
         fa_spec *spec = NULL;
         fa_net *net = NULL;
         TU_OK(fa_spec_parse(&spec, "1x8x8-c6k3p1-m4-4", FA_ACT_RELU, FA_ACT_IDENTITY));
