@@ -547,6 +547,21 @@ static void agree(const fa_net *net, const float *a, const float *b, const char 
     }
 }
 
+/* Angles (n of them) are ~0 where want is 0 and NaN where want is NaN:
+ * updates equal to rounding give acos(1 - ~1e-7), a few hundredths of a
+ * degree. */
+static void angles_like(const float *got, const float *want, int n, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        if (isnan(want[i]))
+            ck_assert_msg(isnan(got[i]), "%s: angle %d is %g, expected NaN", what, i,
+                          (double)got[i]);
+        else
+            ck_assert_msg(fabs(got[i] - want[i]) < 0.5, "%s: angle %d is %g, expected %g",
+                          what, i, (double)got[i], (double)want[i]);
+    }
+}
+
 START_TEST(test_layer_feedback_equals_bp)
 {
     rn_net n;
@@ -572,7 +587,16 @@ START_TEST(test_layer_feedback_equals_bp)
                                           (int64_t)n.ly[l].wrows * n.ly[l].wcols));
         update_of(net, rules[k], x, n0, t, nl, RB, got, n.nparams);
         agree(net, got, bp, fa_enum_name(FA_ENUM_RULE, rules[k]));
-        /* and the random feedback it had before is not BP (the test can fail) */
+        /* the diagnostics agree: hidden updates at 0 degrees from BP's,
+         * feedback at 0 degrees from W; pooling layers NaN */
+        float ang[RULE_NET_L - 1];
+        const float nan = NAN;
+        const float want_align[RULE_NET_L - 1] = {0, nan, 0, nan};
+        const float want_fb[RULE_NET_L - 1] = {nan, 0, nan, 0}; /* layers 2..5 */
+        TU_OK(fa_net_alignment(net, x, n0, t, nl, RB, ang, RULE_NET_L - 1));
+        angles_like(ang, want_align, RULE_NET_L - 1, "fa_net_alignment");
+        TU_OK(fa_net_feedback_angles(net, rules[k], ang, RULE_NET_L - 1));
+        angles_like(ang, want_fb, RULE_NET_L - 1, "fa_net_feedback_angles");
     }
 
     /* USF: B = s_l sign(W_l); with every W_l (l >= 2) entry +-s_l it is W_l */
@@ -691,6 +715,15 @@ START_TEST(test_dfa_equals_bp)
         update_of(net, FA_RULE_BP, x, n0, t, nl, RB, bp, n.nparams);
         update_of(net, FA_RULE_DFA, x, n0, t, nl, RB, got, n.nparams);
         agree(net, got, bp, variant ? "dfa, G_1 = W_3 P" : "dfa, G_1 = W_2");
+        /* the alignment with BP is 0 (pooling: NaN); the feedback angle of
+         * G_1 against W_2 is 0, and NaN when the path crosses the pool */
+        float ang[2];
+        TU_OK(fa_net_alignment(net, x, n0, t, nl, RB, ang, n.L - 1));
+        const float want_align[2] = {0, NAN};
+        angles_like(ang, want_align, n.L - 1, "fa_net_alignment");
+        TU_OK(fa_net_feedback_angles(net, FA_RULE_DFA, ang, n.L - 1));
+        const float want_fb[2][2] = {{0, 0}, {NAN, NAN}};
+        angles_like(ang, want_fb[variant], n.L - 1, "fa_net_feedback_angles");
         /* before the activation (Breloff's variant) it is not BP */
         TU_OK(fa_net_set_dfa_variant(net, FA_DFA_BEFORE_ACTIVATION));
         update_of(net, FA_RULE_DFA, x, n0, t, nl, RB, got, n.nparams);
