@@ -168,6 +168,13 @@ static const lcase cases[] = {
      {CONV(3, 3, 3, 1, 1, FA_ACT_TANH), MAXP(2, 0), CONV(4, 3, 2, 1, 1, FA_ACT_RELU),
       AVGP(2, 1), DENSE(3, ID)},
      FA_LOSS_SOFTMAX_CE, 0},
+    {"conv -> maxpool 2 stride 3 (gaps) -> dense", 2, 8, 8, 3,
+     {CONV(2, 3, 3, 1, 1, ID), MAXP(2, 3), DENSE(3, ID)}, FA_LOSS_MSE, 0},
+    {"avgpool 2 stride 3 (gaps) first -> conv", 2, 8, 8, 2,
+     {AVGP(2, 3), CONV(2, 2, 2, 1, 0, ID)}, FA_LOSS_MSE, 0},
+    {"conv tanh -> conv output, softmax over channels and pixels", 2, 5, 5, 2,
+     {CONV(3, 3, 3, 1, 1, FA_ACT_TANH), CONV(2, 3, 3, 2, 0, ID)}, FA_LOSS_SOFTMAX_CE, 0},
+    {"conv output, bce", 1, 6, 6, 1, {CONV(2, 3, 3, 1, 0, ID)}, FA_LOSS_SIGMOID_BCE, 0},
     {"conv sigmoid -> dense sigmoid, bce", 1, 5, 5, 2,
      {CONV(2, 3, 3, 2, 1, FA_ACT_SIGMOID), DENSE(2, ID)}, FA_LOSS_SIGMOID_BCE, 0},
 };
