@@ -454,9 +454,9 @@ START_TEST(test_rule_against_reference)
     rn_state st = {0};
     rn_forward(&n, pd, x, n0 + 1, RB, &st);
     if (rule == FA_RULE_SDFA || rule == FA_RULE_DRTP) {
-        /* the direct signal is sign(e)/m or T/m instead of e: the
-         * reference takes it as e by scaling G's columns per sample is not
-         * possible, so build the hidden errors here */
+        /* the direct signal is sign(e)/m (SDFA) or T/m (DRTP) instead of
+         * e: the output layer's update is BP's, the hidden ones are built
+         * here as delta_l = (G_l^T s) .* f'(A_l) */
         double *e = malloc(sizeof(double) * (size_t)nl * RB);
         ck_assert_ptr_nonnull(e);
         rn_loss(&n, &st, t, nl, e);
