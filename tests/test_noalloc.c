@@ -188,16 +188,16 @@ START_TEST(test_steady_loop_conv)
 
     int rc = FA_OK;
     count_on();
-    for (int s = 0; s < 30 && rc == FA_OK; s++)
+    for (int s = 0; s < 10 && rc == FA_OK; s++)
         rc = fa_net_train_step(net, x, CIN, t, 4, CBATCH, &loss);
     count_off();
     ck_assert_msg(rc == FA_OK, "rule %d, optimizer %d: %s", rule, opt, fa_last_error());
     ck_assert_msg(n_alloc == 0 && n_free == 0,
-                  "conv net, rule %d, optimizer %d: 30 train steps made %ld allocations, "
+                  "conv net, rule %d, optimizer %d: 10 train steps made %ld allocations, "
                   "%ld frees", rule, opt, n_alloc, n_free);
 
     count_on();
-    for (int s = 0; s < 5 && rc == FA_OK; s++) {
+    for (int s = 0; s < 3 && rc == FA_OK; s++) {
         rc = fa_net_compute_update(net, x, CIN, t, 4, CBATCH, grad, n, &loss);
         if (rc == FA_OK)
             rc = fa_net_apply_update(net, grad, n);
