@@ -41,7 +41,10 @@ int fa_layer_resolve(fa_layer *ly, const fa_layer_spec *s, int32_t c, int32_t h,
     int rc = ly->ops->setup(ly, fn, what);
     if (rc)
         return rc;
-    int64_t n_out = (int64_t)ly->out_c * ly->out_h * ly->out_w;
+    /* in two steps: the product of three int32 can overflow 64 bits */
+    int64_t n_out = (int64_t)ly->out_c * ly->out_h;
+    if (n_out <= INT32_MAX)
+        n_out *= ly->out_w;
     if (n_out > INT32_MAX)
         return fa_fail(FA_ERR_SIZE, fn, "%s: %lld output features exceed 2^31-1", what,
                        (long long)n_out);

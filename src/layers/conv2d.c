@@ -31,7 +31,11 @@ static int out_size(int32_t in, int32_t k, int32_t stride, int32_t pad, const ch
         return fa_fail(FA_ERR_SIZE, fn, "%s: output %s (%lld - %d)/%d + 1 is not an integer; "
                        "change the padding or the stride", what, dim, (long long)span,
                        (int)k, (int)stride);
-    *out = (int32_t)((span - k) / stride + 1);
+    const int64_t n = (span - k) / stride + 1;
+    if (n > INT32_MAX)
+        return fa_fail(FA_ERR_SIZE, fn, "%s: output %s %lld exceeds 2^31-1", what, dim,
+                       (long long)n);
+    *out = (int32_t)n;
     return FA_OK;
 }
 
