@@ -26,7 +26,6 @@ Exit status: 0 success, 1 the implementations disagree (nothing is timed),
 
 import argparse
 import ctypes
-import gzip
 import math
 import os
 import statistics
@@ -39,149 +38,52 @@ except ImportError:  # the meson test treats 77 as a skip
     print("numpy is not available to %s: skipped" % sys.executable)
     sys.exit(77)
 
-# ---------------------------------------------------------------- the ABI
-# Enum values are fixed by include/feedbackalign.h (part of the ABI).
-FA_OK = 0
-FA_ACT_IDENTITY, FA_ACT_TANH = 0, 1
-FA_LOSS_SOFTMAX_CE = 1
-FA_RULE_BP, FA_RULE_FA, FA_RULE_DFA = 0, 1, 2
-FA_OPT_SGD, FA_OPT_ADAM = 0, 3
-FA_HP_LR, FA_HP_BETA1, FA_HP_BETA2, FA_HP_EPSILON = 0, 2, 3, 4
+# ------------------------------------------------------------ the library
+from fa_ctypes import (FA_ACT_IDENTITY, FA_ACT_TANH, FA_HP_BETA1,  # noqa: E402
+                       FA_HP_BETA2, FA_HP_EPSILON, FA_HP_LR, FA_LOSS_SOFTMAX_CE,
+                       FA_OPT_ADAM, FA_OPT_SGD, FA_RULE_BP, FA_RULE_DFA,
+                       FA_RULE_FA, Library, LibraryError, Net, OpenBLAS,
+                       blas_objects_in_process)
+from bench_common import (ARCHS, DATA_DIR, TRAIN_SAMPLES,  # noqa: E402
+                          arch_name, load_data, parse_arch)
 
 RULES = {"BP": FA_RULE_BP, "FA": FA_RULE_FA, "DFA": FA_RULE_DFA}
 OPTS = {"sgd": FA_OPT_SGD, "adam": FA_OPT_ADAM}
-ARCHS = {"wide": "784-1000-10", "deep": "784-240x7-10"}
 LR = {"sgd": 0.05, "adam": 1e-3}
 ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)  # the library's defaults
-TRAIN_SAMPLES = 60000
-DATA_DIR = "/usr/share/datasets/fashion-mnist"
 
-c_int32, c_int64, c_float, c_double = (ctypes.c_int32, ctypes.c_int64,
-                                       ctypes.c_float, ctypes.c_double)
-c_void_p, P = ctypes.c_void_p, ctypes.POINTER
+c_float, c_void_p = ctypes.c_float, ctypes.c_void_p
 
 
-class LibraryError(RuntimeError):
-    pass
-
-
-class Library:
-    """The few entry points the comparison needs, declared from the header."""
-
-    def __init__(self, path):
-        self.dll = d = ctypes.CDLL(os.path.abspath(path))
-        sig = {
-            "fa_net_create": [P(c_void_p), c_int32, P(c_int32), P(c_int32),
-                              c_int32, ctypes.c_uint64],
-            "fa_net_set_rule": [c_void_p, c_int32],
-            "fa_net_set_optimizer": [c_void_p, c_int32],
-            "fa_net_set_hparam": [c_void_p, c_int32, c_double],
-            "fa_net_reserve": [c_void_p, c_int32],
-            "fa_net_param_count": [c_void_p, P(c_int64)],
-            "fa_net_get_params": [c_void_p, c_void_p, c_int64],
-            "fa_net_set_params": [c_void_p, c_void_p, c_int64],
-            "fa_net_layer_offsets": [c_void_p, c_int32, P(c_int64), P(c_int64)],
-            "fa_net_feedback_shape": [c_void_p, c_int32, c_int32, P(c_int32),
-                                      P(c_int32)],
-            "fa_net_set_feedback": [c_void_p, c_int32, c_int32, c_void_p, c_int64],
-            "fa_net_train_step": [c_void_p, c_void_p, c_int32, c_void_p, c_int32,
-                                  c_int32, P(c_float)],
-        }
-        for name, args in sig.items():
-            f = getattr(d, name)
-            f.argtypes, f.restype = args, ctypes.c_int
-        d.fa_net_free.argtypes, d.fa_net_free.restype = [c_void_p], None
-        d.fa_status_string.argtypes = [c_int32]
-        d.fa_status_string.restype = ctypes.c_char_p
-        d.fa_last_error.argtypes, d.fa_last_error.restype = [], ctypes.c_char_p
-        d.fa_version_string.argtypes = []
-        d.fa_version_string.restype = ctypes.c_char_p
-
-    def call(self, name, *args):
-        rc = getattr(self.dll, name)(*args)
-        if rc != FA_OK:
-            raise LibraryError("%s: %s (%s)" % (
-                name, self.dll.fa_status_string(rc).decode(),
-                self.dll.fa_last_error().decode()))
-
-
-def ptr(a):
-    return a.ctypes.data_as(c_void_p)
-
-
-class LibNet:
+class LibNet(Net):
     """A library network holding exactly the parameters of a NumPy net."""
 
     def __init__(self, lib, ref, rule, opt):
-        self.lib, self.sizes = lib, ref.sizes
         L = len(ref.sizes) - 1
-        sizes = (c_int32 * (L + 1))(*ref.sizes)
-        acts = (c_int32 * L)(*([FA_ACT_TANH] * (L - 1) + [FA_ACT_IDENTITY]))
-        self.h = c_void_p()
-        lib.call("fa_net_create", ctypes.byref(self.h), L, sizes, acts,
-                 FA_LOSS_SOFTMAX_CE, 1)
-        lib.call("fa_net_set_rule", self.h, RULES[rule])
-        lib.call("fa_net_set_optimizer", self.h, OPTS[opt])
-        lib.call("fa_net_set_hparam", self.h, FA_HP_LR, ref.lr)
+        super().__init__(lib, ref.sizes, [FA_ACT_TANH] * (L - 1) + [FA_ACT_IDENTITY],
+                         FA_LOSS_SOFTMAX_CE, 1)
+        self.set_rule(RULES[rule])
+        self.set_optimizer(OPTS[opt])
+        self.set_hparam(FA_HP_LR, ref.lr)
         if opt == "adam":
-            lib.call("fa_net_set_hparam", self.h, FA_HP_BETA1, ADAM["beta1"])
-            lib.call("fa_net_set_hparam", self.h, FA_HP_BETA2, ADAM["beta2"])
-            lib.call("fa_net_set_hparam", self.h, FA_HP_EPSILON, ADAM["eps"])
-        n = c_int64()
-        lib.call("fa_net_param_count", self.h, ctypes.byref(n))
-        self.n_params = n.value
-        self.offsets = []
-        for l in range(1, L + 1):
-            w, b = c_int64(), c_int64()
-            lib.call("fa_net_layer_offsets", self.h, l, ctypes.byref(w),
-                     ctypes.byref(b))
-            self.offsets.append((w.value, b.value))
+            self.set_hparam(FA_HP_BETA1, ADAM["beta1"])
+            self.set_hparam(FA_HP_BETA2, ADAM["beta2"])
+            self.set_hparam(FA_HP_EPSILON, ADAM["eps"])
         flat = np.zeros(self.n_params, dtype=np.float32)
-        for (wo, bo), wt, b in zip(self.offsets, ref.wt, ref.b):
-            flat[wo:wo + wt.size] = wt.ravel()  # Wt C-order == W col-major
-            flat[bo:bo + b.size] = b
-        lib.call("fa_net_set_params", self.h, ptr(flat), self.n_params)
+        for (wt_view, b_view), wt, b in zip(self.layer_views(flat), ref.wt, ref.b):
+            wt_view[...] = wt  # Wt C-order == W col-major
+            b_view[...] = b
+        self.set_params(flat)
         for layer, fb in ref.feedback_by_layer().items():
-            rows, cols = c_int32(), c_int32()
-            lib.call("fa_net_feedback_shape", self.h, RULES[rule], layer,
-                     ctypes.byref(rows), ctypes.byref(cols))
-            if (cols.value, rows.value) != fb.shape:
-                raise LibraryError("feedback %d: library shape (%d, %d), NumPy "
-                                   "transposed shape %s" % (layer, rows.value,
-                                                            cols.value, fb.shape))
-            fbc = np.ascontiguousarray(fb)
-            lib.call("fa_net_set_feedback", self.h, RULES[rule], layer, ptr(fbc),
-                     fbc.size)
-        self.loss = c_float()
-        self.step_fn = lib.dll.fa_net_train_step
-
-    def reserve(self, batch):
-        self.lib.call("fa_net_reserve", self.h, batch)
+            self.set_feedback(RULES[rule], layer, fb)
 
     def step(self, x, t):
         """x (batch, n_0), t (batch, n_L): C-contiguous float32."""
-        rc = self.step_fn(self.h, x.ctypes.data, self.sizes[0], t.ctypes.data,
-                          self.sizes[-1], x.shape[0], ctypes.byref(self.loss))
-        if rc != FA_OK:
-            d = self.lib.dll
-            raise LibraryError("fa_net_train_step: %s (%s)" % (
-                d.fa_status_string(rc).decode(), d.fa_last_error().decode()))
-        return self.loss.value
+        return self.train_step(x, t)
 
     def layers(self):
-        flat = np.empty(self.n_params, dtype=np.float32)
-        self.lib.call("fa_net_get_params", self.h, ptr(flat), self.n_params)
-        out = []
-        for (wo, bo), n_in, n_out in zip(self.offsets, self.sizes[:-1],
-                                         self.sizes[1:]):
-            out.append(flat[wo:wo + n_in * n_out].reshape(n_in, n_out).copy())
-            out.append(flat[bo:bo + n_out].copy())
-        return out
-
-    def __del__(self):
-        if getattr(self, "h", None):
-            self.lib.dll.fa_net_free(self.h)
-            self.h = None
+        return [a.copy() for pair in self.layer_views(self.get_params())
+                for a in pair]
 
 
 # ----------------------------------------------------- the NumPy implementation
@@ -286,39 +188,6 @@ class NumpyNet:
         return loss
 
 
-# --------------------------------------------------------------------- data
-
-def read_idx(path):
-    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def load_data(data_dir, n_in, n_out, batch):
-    """Training images (N, n_in) in [0, 1] and one-hot labels (N, n_out),
-    shuffled once with a fixed seed; synthetic data of the same shapes if
-    the files are missing or the input width is not 784."""
-    img = os.path.join(data_dir, "train-images-idx3-ubyte.gz")
-    lab = os.path.join(data_dir, "train-labels-idx1-ubyte.gz")
-    rng = np.random.default_rng(0)
-    if n_in == 784 and n_out == 10 and os.path.exists(img) and os.path.exists(lab):
-        x = read_idx(img).reshape(-1, 784).astype(np.float32) / np.float32(255.0)
-        y = read_idx(lab).astype(np.int64)
-        source = "Fashion-MNIST training set (%d images)" % x.shape[0]
-    else:
-        x = rng.random((TRAIN_SAMPLES, n_in), dtype=np.float32)
-        y = rng.integers(0, n_out, TRAIN_SAMPLES)
-        source = "synthetic data (Fashion-MNIST not found)"
-    perm = rng.permutation(x.shape[0])
-    x = np.ascontiguousarray(x[perm])
-    t = np.zeros((x.shape[0], n_out), dtype=np.float32)
-    t[np.arange(x.shape[0]), y[perm]] = 1.0
-    n_batches = x.shape[0] // batch
-    return x, t, n_batches, source
-
-
 # --------------------------------------------------------------- the check
 
 def agreement(before, lib_after, np_after):
@@ -374,18 +243,16 @@ class Sgemm:
     COL_MAJOR, NO_TRANS, TRANS = 102, 111, 112
 
     def __init__(self):
-        self.blas = ctypes.CDLL("libopenblas.so.0")
-        f = self.blas.cblas_sgemm
+        self.openblas = OpenBLAS()
+        f = self.openblas.dll.cblas_sgemm
         f.restype = None
         f.argtypes = [ctypes.c_int] * 6 + [c_float, c_void_p, ctypes.c_int,
                                            c_void_p, ctypes.c_int, c_float,
                                            c_void_p, ctypes.c_int]
         self.f = f
-        self.blas.openblas_set_num_threads.argtypes = [ctypes.c_int]
-        self.blas.openblas_get_config.restype = ctypes.c_char_p
 
     def set_threads(self, n):
-        self.blas.openblas_set_num_threads(n)
+        self.openblas.set_threads(n)
 
     def plan(self, sizes, rule, m):
         """Argument tuples for one step's GEMMs, and their FLOPs.
@@ -509,29 +376,6 @@ def time_rules(lib, gemm, sizes, opt, x, t, n_batches, batch, steps, repeats,
 
 # -------------------------------------------------------------------- main
 
-def parse_arch(spec):
-    spec = ARCHS.get(spec, spec)
-    sizes = []
-    for part in spec.split("-"):
-        if "x" in part:
-            w, r = part.split("x")
-            sizes += [int(w)] * int(r)
-        else:
-            sizes.append(int(part))
-    # At least one hidden layer: without one the three rules are the same.
-    if len(sizes) < 3 or min(sizes) < 1:
-        raise ValueError("bad architecture %r: need input-hidden...-output, "
-                         "every width >= 1" % spec)
-    return sizes
-
-
-def arch_name(sizes):
-    hidden = sizes[1:-1]
-    if len(hidden) > 2 and len(set(hidden)) == 1:
-        return "%d-%dx%d-%d" % (sizes[0], hidden[0], len(hidden), sizes[-1])
-    return "-".join(str(s) for s in sizes)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lib", required=True, help="path to libfeedbackalign.so")
@@ -572,13 +416,10 @@ def main():
     except OSError as exc:
         print("cannot load: %s" % exc, file=sys.stderr)
         return 2
-    print("libfeedbackalign %s: %s" % (lib.dll.fa_version_string().decode(),
-                                       os.path.abspath(args.lib)))
-    print("numpy %s; OpenBLAS %s" % (np.__version__,
-                                     gemm.blas.openblas_get_config().decode()))
-    blas_files = sorted({line.split()[-1] for line in open("/proc/self/maps")
-                         if "openblas" in line and ".so" in line})
-    print("OpenBLAS objects in this process: %s" % ", ".join(blas_files))
+    print("libfeedbackalign %s: %s" % (lib.version(), lib.path))
+    print("numpy %s; OpenBLAS %s" % (np.__version__, gemm.openblas.config()))
+    print("OpenBLAS objects in this process: %s"
+          % ", ".join(blas_objects_in_process()))
 
     # The check: every rule and optimiser, every architecture, one batch.
     ok = True

@@ -1,6 +1,8 @@
-/* activation.c -- element-wise activations and their derivatives.
- * Derivatives are computed from the stored output z = f(a), not from a:
- * tanh and sigmoid need no second evaluation on the backward pass. */
+/* activation.c -- element-wise activations and their derivatives, and the
+ * two fused element-wise passes of a training step: bias + activation after
+ * the forward GEMM, and derivative + dropout mask + bias gradient on the way
+ * back.  Derivatives are computed from the stored output z = f(a), not from
+ * a: tanh and sigmoid need no second evaluation on the backward pass. */
 #include <math.h>
 
 #include "internal.h"
@@ -92,4 +94,116 @@ void fa_act_deriv_mul(int32_t act, float slope, const float *z, int32_t ldz,
             break;
         }
     }
+}
+
+/* f(v) for one value, the same formulas as fa_act_forward. */
+static inline float act_one(int32_t act, float slope, float v)
+{
+    switch (act) {
+    case FA_ACT_TANH:
+        return fast_tanhf(v);
+    case FA_ACT_SIGMOID:
+        return 1.0f / (1.0f + expf(-v));
+    case FA_ACT_RELU:
+        return v > 0.0f ? v : 0.0f;
+    case FA_ACT_LEAKY_RELU:
+        return v > 0.0f ? v : slope * v;
+    default:
+        return v;
+    }
+}
+
+float fa_bias_act(int32_t act, float slope, float *z, const float *b, int32_t rows,
+                  int64_t cols)
+{
+    /* z is (rows, cols) contiguous; one pass instead of a bias broadcast
+     * before the GEMM and an activation pass after it, which also returns
+     * max |z| for the step's overflow bounds.  The switch sits outside the
+     * loops so that each inner loop vectorises. */
+    uint32_t mx = 0;
+    for (int64_t j = 0; j < cols; j++) {
+        float *c = z + j * rows;
+        switch (act) {
+        case FA_ACT_TANH:
+            for (int32_t i = 0; i < rows; i++) {
+                c[i] = fast_tanhf(c[i] + (b ? b[i] : 0.0f));
+                uint32_t u = fa_mag_bits(c[i]);
+                mx = u > mx ? u : mx;
+            }
+            break;
+        case FA_ACT_IDENTITY:
+            for (int32_t i = 0; i < rows; i++) {
+                c[i] += b ? b[i] : 0.0f;
+                uint32_t u = fa_mag_bits(c[i]);
+                mx = u > mx ? u : mx;
+            }
+            break;
+        default:
+            for (int32_t i = 0; i < rows; i++) {
+                c[i] = act_one(act, slope, c[i] + (b ? b[i] : 0.0f));
+                uint32_t u = fa_mag_bits(c[i]);
+                mx = u > mx ? u : mx;
+            }
+            break;
+        }
+    }
+    return fa_bits_mag(mx);
+}
+
+/* d = src .* f'(z), from z = f(a); one column of `rows`. */
+static inline void deriv_col(int32_t act, float slope, const float *s,
+                             const float *zc, float *d, int32_t rows)
+{
+    switch (act) {
+    case FA_ACT_TANH:
+        for (int32_t i = 0; i < rows; i++)
+            d[i] = s[i] * (1.0f - zc[i] * zc[i]);
+        break;
+    case FA_ACT_SIGMOID:
+        for (int32_t i = 0; i < rows; i++)
+            d[i] = s[i] * (zc[i] * (1.0f - zc[i]));
+        break;
+    case FA_ACT_RELU:
+        for (int32_t i = 0; i < rows; i++)
+            d[i] = zc[i] > 0.0f ? s[i] : 0.0f;
+        break;
+    case FA_ACT_LEAKY_RELU:
+        /* slope >= 0, so z > 0 exactly when a > 0 */
+        for (int32_t i = 0; i < rows; i++)
+            d[i] = zc[i] > 0.0f ? s[i] : slope * s[i];
+        break;
+    default:
+        if (d != s)
+            for (int32_t i = 0; i < rows; i++)
+                d[i] = s[i];
+        break;
+    }
+}
+
+float fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src,
+                      int64_t ldsrc, const float *z, const float *mask, float *d,
+                      int32_t rows, int64_t cols, float *db)
+{
+    /* d (rows, cols) = src .* f'(z) .* mask, db += d 1: the derivative, the
+     * dropout mask and the bias gradient in one pass over the error, which
+     * also returns max |d|. */
+    uint32_t mx = 0;
+    for (int64_t j = 0; j < cols; j++) {
+        const float *s = src + j * ldsrc;
+        float *dc = d + j * rows;
+        deriv_col(with_deriv ? act : FA_ACT_IDENTITY, slope, s, z + j * rows, dc, rows);
+        if (mask) {
+            const float *mc = mask + j * rows;
+            for (int32_t i = 0; i < rows; i++)
+                dc[i] *= mc[i];
+        }
+        if (db)
+            for (int32_t i = 0; i < rows; i++)
+                db[i] += dc[i];
+        for (int32_t i = 0; i < rows; i++) {
+            uint32_t u = fa_mag_bits(dc[i]);
+            mx = u > mx ? u : mx;
+        }
+    }
+    return fa_bits_mag(mx);
 }

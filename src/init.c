@@ -1,11 +1,11 @@
 /* init.c -- forward-weight and feedback-matrix initialisation, drawn from
  * the handle's RNG. */
+#include <float.h>
 #include <math.h>
 
 #include "internal.h"
 
-void fa_fill_random(fa_rng *rng, int32_t dist, double scale, float *p,
-                    int64_t count)
+void fa_fill_random(fa_rng *rng, int32_t dist, double scale, float *p, int64_t count)
 {
     const float s = (float)scale;
     for (int64_t i = 0; i < count; i++) {
@@ -23,15 +23,27 @@ void fa_fill_random(fa_rng *rng, int32_t dist, double scale, float *p,
     }
 }
 
-void fa_init_weights_layer(fa_rng *rng, int32_t scheme, int32_t act,
-                           float *w, int32_t rows, int32_t cols)
+/* A Box-Muller draw is sqrt(-2 ln u1) cos(.) with u1 >= 2^-53, so its
+ * magnitude stays below sqrt(2 * 53 ln 2) = 8.5717; the scale times that
+ * must be a float. */
+#define FA_GAUSS_MAX 8.58
+
+int fa_scale_valid(int32_t dist, double scale)
 {
-    /* w is (rows, cols) = (fan_out, fan_in) */
-    const double fan_in = cols, fan_out = rows;
-    const int64_t count = (int64_t)rows * cols;
+    const float f = (float)scale;
+    if (scale == 0.0)
+        return 1;
+    if (!(isfinite(scale) && isfinite(f) && f >= FLT_MIN))
+        return 0;
+    return dist != FA_DIST_GAUSSIAN || (double)f * FA_GAUSS_MAX <= (double)FLT_MAX;
+}
+
+void fa_init_weights_fill(fa_rng *rng, int32_t scheme, int32_t act, float *w, int64_t count,
+                          double fan_in, double fan_out)
+{
     if (scheme == FA_INIT_DEFAULT)
-        scheme = (act == FA_ACT_RELU || act == FA_ACT_LEAKY_RELU)
-                     ? FA_INIT_HE_UNIFORM : FA_INIT_XAVIER_UNIFORM;
+        scheme = (act == FA_ACT_RELU || act == FA_ACT_LEAKY_RELU) ? FA_INIT_HE_UNIFORM
+                                                                   : FA_INIT_XAVIER_UNIFORM;
     switch (scheme) {
     case FA_INIT_XAVIER_UNIFORM:
         fa_fill_random(rng, FA_DIST_UNIFORM, sqrt(6.0 / (fan_in + fan_out)), w, count);

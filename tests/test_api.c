@@ -208,7 +208,7 @@ START_TEST(test_queries)
     EXPECT(FA_ERR_NULL, fa_net_get_optimizer(net, NULL));
     EXPECT(FA_ERR_NULL, fa_net_get_hparam(NULL, FA_HP_LR, &d));
     EXPECT(FA_ERR_NULL, fa_net_get_hparam(net, FA_HP_LR, NULL));
-    EXPECT(FA_ERR_ARG, fa_net_get_hparam(net, 8, &d));
+    EXPECT(FA_ERR_ARG, fa_net_get_hparam(net, fa_enum_count(FA_ENUM_HPARAM), &d));
     EXPECT(FA_ERR_ARG, fa_net_get_hparam(net, -1, &d));
     EXPECT(FA_ERR_NULL, fa_net_get_dropout(NULL, 1, &d));
     EXPECT(FA_ERR_NULL, fa_net_get_dropout(net, 1, NULL));
@@ -224,7 +224,7 @@ START_TEST(test_setters)
     fa_net *net = make();
     state s = snap(net);
     EXPECT(FA_ERR_NULL, fa_net_set_rule(NULL, FA_RULE_FA));
-    EXPECT(FA_ERR_ARG, fa_net_set_rule(net, 3));
+    EXPECT(FA_ERR_ARG, fa_net_set_rule(net, fa_enum_count(FA_ENUM_RULE)));
     EXPECT(FA_ERR_ARG, fa_net_set_rule(net, -1));
     EXPECT(FA_ERR_NULL, fa_net_set_dfa_variant(NULL, 0));
     EXPECT(FA_ERR_ARG, fa_net_set_dfa_variant(net, 2));
@@ -248,7 +248,7 @@ START_TEST(test_setters)
     EXPECT(FA_ERR_ARG, fa_net_set_optimizer(net, 5));
     EXPECT(FA_ERR_ARG, fa_net_set_optimizer(net, -1));
     EXPECT(FA_ERR_NULL, fa_net_set_hparam(NULL, FA_HP_LR, 0.1));
-    EXPECT(FA_ERR_ARG, fa_net_set_hparam(net, 8, 0.1));
+    EXPECT(FA_ERR_ARG, fa_net_set_hparam(net, fa_enum_count(FA_ENUM_HPARAM), 0.1));
     EXPECT(FA_ERR_ARG, fa_net_set_hparam(net, -1, 0.1));
     EXPECT(FA_ERR_ARG, fa_net_set_hparam(net, FA_HP_LR, NAN));
     EXPECT(FA_ERR_ARG, fa_net_set_hparam(net, FA_HP_MOMENTUM, NAN));
@@ -273,7 +273,8 @@ START_TEST(test_feedback)
     EXPECT(FA_ERR_NULL, fa_net_feedback_shape(net, FA_RULE_FA, 2, NULL, &c));
     EXPECT(FA_ERR_NULL, fa_net_feedback_shape(net, FA_RULE_FA, 2, &r, NULL));
     EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, FA_RULE_BP, 2, &r, &c));
-    EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, 3, 2, &r, &c));
+    EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, fa_enum_count(FA_ENUM_RULE), 2, &r, &c));
+    EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, FA_RULE_SHALLOW, 2, &r, &c));
     EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, FA_RULE_FA, 1, &r, &c));
     EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, FA_RULE_FA, L + 1, &r, &c));
     EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, FA_RULE_DFA, 0, &r, &c));
@@ -299,7 +300,8 @@ START_TEST(test_feedback)
     EXPECT(FA_ERR_NULL, fa_net_set_feedback(NULL, FA_RULE_FA, 2, buf, 15));
     EXPECT(FA_ERR_NULL, fa_net_set_feedback(net, FA_RULE_FA, 2, NULL, 15));
     EXPECT(FA_ERR_ARG, fa_net_set_feedback(net, FA_RULE_BP, 2, buf, 15));
-    EXPECT(FA_ERR_ARG, fa_net_set_feedback(net, 4, 2, buf, 15));
+    EXPECT(FA_ERR_ARG, fa_net_set_feedback(net, fa_enum_count(FA_ENUM_RULE), 2, buf, 15));
+    EXPECT(FA_ERR_ARG, fa_net_set_feedback(net, FA_RULE_USF, 2, buf, 15));
     EXPECT(FA_ERR_ARG, fa_net_set_feedback(net, FA_RULE_FA, 4, buf, 15));
     EXPECT(FA_ERR_ARG, fa_net_set_feedback(net, FA_RULE_DFA, 0, buf, 10));
     EXPECT(FA_ERR_SIZE, fa_net_set_feedback(net, FA_RULE_FA, 2, buf, 0));
@@ -310,7 +312,7 @@ START_TEST(test_feedback)
     EXPECT(FA_ERR_NULL, fa_net_feedback_angles(NULL, FA_RULE_FA, angles, L - 1));
     EXPECT(FA_ERR_NULL, fa_net_feedback_angles(net, FA_RULE_FA, NULL, L - 1));
     EXPECT(FA_ERR_ARG, fa_net_feedback_angles(net, FA_RULE_BP, angles, L - 1));
-    EXPECT(FA_ERR_ARG, fa_net_feedback_angles(net, 3, angles, L - 1));
+    EXPECT(FA_ERR_ARG, fa_net_feedback_angles(net, fa_enum_count(FA_ENUM_RULE), angles, L - 1));
     EXPECT(FA_ERR_SIZE, fa_net_feedback_angles(net, FA_RULE_FA, angles, L));
     EXPECT(FA_ERR_SIZE, fa_net_feedback_angles(net, FA_RULE_DFA, angles, 0));
     assert_unchanged(net, &s);

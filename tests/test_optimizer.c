@@ -177,7 +177,9 @@ END_TEST
 START_TEST(test_hparam_defaults_and_ranges)
 {
     fa_net *net = tu_net(2, sizes, acts, FA_LOSS_MSE, 4);
-    static const double defaults[FA_N_HPARAMS] = {0.01, 0.9, 0.9, 0.999, 1e-8, 0.0, 0.9, 0.01};
+    /* the defaults the header documents at fa_hparam */
+    static const double defaults[FA_N_HPARAMS] = {0.01, 0.9,  0.9,  0.999, 1e-8, 0.0, 0.9,
+                                                  0.01, 1e-3, 0.01, 0.01,  1.0,  64};
     for (int h = 0; h < FA_N_HPARAMS; h++) {
         double v = -1;
         TU_OK(fa_net_get_hparam(net, h, &v));
@@ -204,6 +206,11 @@ START_TEST(test_hparam_defaults_and_ranges)
         {FA_HP_RMS_DECAY, 1.0, 0},    {FA_HP_LEAKY_SLOPE, 0.0, 1}, {FA_HP_LEAKY_SLOPE, 1.0, 1},
         {FA_HP_LEAKY_SLOPE, 1.5, 0},  {FA_HP_LEAKY_SLOPE, -0.1, 0}, {FA_HP_LR, NAN, 0},
         {FA_HP_LR, INFINITY, 0},      {FA_HP_WEIGHT_DECAY, INFINITY, 0},
+        {FA_HP_KP_DECAY, 0.0, 1},     {FA_HP_KP_DECAY, 0.5, 1},    {FA_HP_KP_DECAY, 1.0, 0},
+        {FA_HP_KP_DECAY, -0.1, 0},    {FA_HP_WM_LR, 0.0, 1},       {FA_HP_WM_LR, -1e-3, 0},
+        {FA_HP_WM_DECAY, 0.2, 1},     {FA_HP_WM_DECAY, 1.0, 0},    {FA_HP_WM_NOISE, 0.1, 1},
+        {FA_HP_WM_NOISE, 0.0, 0},     {FA_HP_WM_BATCH, 1.0, 1},    {FA_HP_WM_BATCH, 65536.0, 1},
+        {FA_HP_WM_BATCH, 0.0, 0},     {FA_HP_WM_BATCH, 2.5, 0},    {FA_HP_WM_BATCH, 65537.0, 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         double before, after;

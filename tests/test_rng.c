@@ -164,7 +164,7 @@ START_TEST(test_init_schemes)
         {FA_INIT_HE_NORMAL, 0, 2.0 / C},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        fa_init_weights_layer(&r, t[i].scheme, FA_ACT_TANH, w, R, C);
+        fa_init_weights_fill(&r, t[i].scheme, FA_ACT_TANH, w, (int64_t)R * C, C, R);
         double s2 = 0;
         for (int k = 0; k < R * C; k++) {
             if (t[i].bound > 0)
@@ -178,7 +178,7 @@ START_TEST(test_init_schemes)
     }
     for (int k = 0; k < R * C; k++)
         w[k] = 1.0f;
-    fa_init_weights_layer(&r, FA_INIT_ZERO, FA_ACT_TANH, w, R, C);
+    fa_init_weights_fill(&r, FA_INIT_ZERO, FA_ACT_TANH, w, (int64_t)R * C, C, R);
     for (int k = 0; k < R * C; k++)
         TU_CHECK(w[k] == 0.0f, "w[k] == 0.0f");
 }

@@ -7,9 +7,10 @@
  * (unsigned byte) is used by the image/label sets and only it is accepted.
  *
  * Every function here validates the whole file (magic, type, number of
- * dimensions, data length against the declared dimensions, gzip integrity)
- * and on failure writes one line into err naming the file and saying what
- * was expected.  Nothing prints, nothing exits.
+ * dimensions, data length against the declared dimensions, gzip integrity:
+ * exactly one gzip member, CRC and length checked, nothing after it) and
+ * on failure writes one line into err naming the file and saying what was
+ * expected.  Nothing prints, nothing exits.
  */
 #ifndef FA_TOOLS_IDX_H
 #define FA_TOOLS_IDX_H
@@ -59,6 +60,14 @@ int idx_read_labels(const char *path, idx_labels *out, char *err,
 int idx_read_pair(const char *images_path, const char *labels_path,
                   idx_images *images, idx_labels *labels, char *err,
                   size_t errlen);
+
+/* Check that images (read from path) have the shape, rows and columns, of
+ * ref (read from ref_path): the same pixel count is not enough, 4x16
+ * images are not 8x8 ones.  IDX_ERR_FORMAT with a message giving both
+ * files and shapes when they differ; IDX_ERR_ARG for a NULL argument. */
+int idx_check_same_shape(const char *path, const idx_images *images,
+                         const char *ref_path, const idx_images *ref,
+                         char *err, size_t errlen);
 
 /* Find "dir/base.gz" or else "dir/base"; writes the chosen path into path
  * (size pathlen).  Returns IDX_ERR_IO with a message naming both candidates

@@ -266,21 +266,19 @@ static void assert_same_net(fa_net *a, fa_net *b, const config *c)
     ck_assert_int_eq(na, nb);
     assert_floats_equal(a->params, b->params, na, "parameters");
 
-    ck_assert_int_eq(a->fb_fa != NULL, b->fb_fa != NULL);
-    if (a->fb_fa != NULL) {
-        ck_assert_int_eq(a->fb_fa_len, b->fb_fa_len);
-        assert_floats_equal(a->fb_fa, b->fb_fa, a->fb_fa_len, "FA feedback");
-    }
-    ck_assert_int_eq(a->fb_dfa != NULL, b->fb_dfa != NULL);
-    if (a->fb_dfa != NULL) {
-        ck_assert_int_eq(a->fb_dfa_len, b->fb_dfa_len);
-        assert_floats_equal(a->fb_dfa, b->fb_dfa, a->fb_dfa_len, "DFA feedback");
+    for (int32_t r = 0; r < FA_N_RULES; r++) {
+        ck_assert_msg((a->fb[r] != NULL) == (b->fb[r] != NULL), "feedback block of rule %d "
+                      "present in one network only", (int)r);
+        if (a->fb[r] != NULL)
+            assert_floats_equal(a->fb[r], b->fb[r], fa_feedback_len(a, r), "feedback");
     }
     ck_assert_int_eq(fa_optimizer_state_len(a), fa_optimizer_state_len(b));
     assert_floats_equal(a->opt_state, b->opt_state, fa_optimizer_state_len(a),
                         "optimiser state");
     ck_assert_int_eq(a->opt_step, b->opt_step);
     ck_assert_msg(memcmp(a->rng.s, b->rng.s, sizeof a->rng.s) == 0, "RNG state differs");
+    ck_assert_msg(memcmp(a->rng_drop.s, b->rng_drop.s, sizeof a->rng_drop.s) == 0,
+                  "dropout RNG state differs");
 
     make_batch(c, x, t);
     ck_assert_int_eq(fa_net_forward(a, x, c->sizes[0], BATCH, ya, c->sizes[L]), FA_OK);

@@ -282,6 +282,153 @@ START_TEST(malformed)
 }
 END_TEST
 
+/* ---------------------------------------------- data after the gzip stream */
+
+/* An empty gzip member, as `gzip -c </dev/null` writes it: header (no
+ * name, mtime 0, OS Unix), an empty final stored block, CRC-32 0, size 0. */
+static const unsigned char empty_member[] = {
+    0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03,
+    0x03, 0x00, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static void
+append_raw(const char *path, const unsigned char *bytes, size_t n)
+{
+    FILE *f = fopen(path, "ab");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A valid gzip label file followed by `tail`: refused as data after the
+ * end of the gzip stream, naming the file.  zlib's gzread skips trailing
+ * garbage and reads a further member as more data, so a trailer like
+ * this used to pass unnoticed. */
+static void
+check_trailing(const char *name, const unsigned char *tail, size_t n,
+               int kind)
+{
+    unsigned char buf[256];
+    char path[600], err[1024] = "";
+    tmp_path(path, sizeof path, name);
+    if (kind == IMAGES)
+        write_file(path, buf, image_bytes(buf, 3, 2, 4, 0), 1);
+    else
+        write_file(path, buf, label_bytes(buf, 7), 1);
+    append_raw(path, tail, n);
+    int rc;
+    if (kind == IMAGES) {
+        idx_images im;
+        rc = idx_read_images(path, &im, err, sizeof err);
+        ck_assert_ptr_null(im.x);
+    } else {
+        idx_labels lb;
+        rc = idx_read_labels(path, &lb, err, sizeof err);
+        ck_assert_ptr_null(lb.y);
+    }
+    ck_assert_msg(rc == IDX_ERR_FORMAT, "%s: status %d, expected %d (%s)",
+                  name, rc, IDX_ERR_FORMAT, err);
+    ck_assert_msg(strstr(err, path) != NULL, "%s: message does not name the "
+                  "file: %s", name, err);
+    ck_assert_msg(strstr(err, "after the end of the gzip stream") != NULL,
+                  "%s: message does not say what follows the stream: %s",
+                  name, err);
+}
+
+START_TEST(gzip_trailing_garbage)
+{
+    static const unsigned char junk[] = "junk after the stream";
+    check_trailing("garbage.gz", junk, sizeof junk - 1, LABELS);
+}
+END_TEST
+
+START_TEST(gzip_trailing_zeros)
+{
+    static const unsigned char zeros[512] = {0};
+    check_trailing("zeros.gz", zeros, sizeof zeros, IMAGES);
+}
+END_TEST
+
+START_TEST(gzip_empty_second_member)
+{
+    check_trailing("empty-member.gz", empty_member, sizeof empty_member,
+                   LABELS);
+}
+END_TEST
+
+START_TEST(gzip_second_member_with_data)
+{
+    /* A second member holding one more label: gzread would have read it as
+     * a 8th label ("more data than declared"); it is the second member
+     * that is wrong. */
+    char path[600];
+    tmp_path(path, sizeof path, "member2.gz");
+    write_file(path, (const unsigned char *)"\x05", 1, 1);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char member[256];
+    size_t n = fread(member, 1, sizeof member, f);
+    fclose(f);
+    ck_assert_uint_gt(n, 18);
+    check_trailing("data-member.gz", member, n, LABELS);
+}
+END_TEST
+
+START_TEST(gzip_single_member_still_valid)
+{
+    /* The strict end check must not refuse a clean single-member file of
+     * any length, including one longer than zlib's input buffers. */
+    static unsigned char raw[16 + 300 * 28 * 28];
+    char path[600], err[1024] = "";
+    tmp_path(path, sizeof path, "big.gz");
+    uint32_t dims[3] = {300, 28, 28};
+    size_t h = put_header(raw, 0x08, 3, dims);
+    for (size_t k = 0; k < 300 * 28 * 28; k++)
+        raw[h + k] = (unsigned char)((k * 2654435761u) >> 24);
+    write_file(path, raw, h + 300 * 28 * 28, 1);
+    idx_images im;
+    ck_assert_msg(idx_read_images(path, &im, err, sizeof err) == IDX_OK, "%s",
+                  err);
+    ck_assert_int_eq(im.n, 300);
+    ck_assert(im.x[299 * 784 + 783] == (float)raw[h + 300 * 784 - 1] / 255.0f);
+    idx_images_free(&im);
+}
+END_TEST
+
+/* ------------------------------------------------------------ image shape */
+
+START_TEST(same_shape)
+{
+    unsigned char buf[512];
+    char a[600], b[600], c[600], err[1024] = "";
+    tmp_path(a, sizeof a, "train-8x8");
+    tmp_path(b, sizeof b, "test-4x16");
+    tmp_path(c, sizeof c, "test-8x8");
+    write_file(a, buf, image_bytes(buf, 2, 8, 8, 0), 0);
+    write_file(b, buf, image_bytes(buf, 3, 4, 16, 0), 1);
+    write_file(c, buf, image_bytes(buf, 1, 8, 8, 0), 0);
+    idx_images ia, ib, ic;
+    ck_assert_int_eq(idx_read_images(a, &ia, err, sizeof err), IDX_OK);
+    ck_assert_int_eq(idx_read_images(b, &ib, err, sizeof err), IDX_OK);
+    ck_assert_int_eq(idx_read_images(c, &ic, err, sizeof err), IDX_OK);
+    /* The same 64 pixels, but not the same images. */
+    ck_assert_int_eq(ia.features, ib.features);
+    ck_assert_int_eq(idx_check_same_shape(b, &ib, a, &ia, err, sizeof err),
+                     IDX_ERR_FORMAT);
+    ck_assert_msg(strstr(err, b) != NULL && strstr(err, a) != NULL,
+                  "message does not name both files: %s", err);
+    ck_assert_msg(strstr(err, "4x16") != NULL && strstr(err, "8x8") != NULL,
+                  "message does not give both shapes: %s", err);
+    err[0] = '\0';
+    ck_assert_int_eq(idx_check_same_shape(c, &ic, a, &ia, err, sizeof err),
+                     IDX_OK);
+    ck_assert_int_eq(idx_check_same_shape(c, NULL, a, &ia, err, sizeof err),
+                     IDX_ERR_ARG);
+    idx_images_free(&ia);
+    idx_images_free(&ib);
+    idx_images_free(&ic);
+}
+END_TEST
+
 START_TEST(missing_file)
 {
     char path[600], err[1024] = "";
@@ -345,6 +492,12 @@ idx_suite(void)
     tcase_add_test(tc, find_file_prefers_gzip_then_plain);
     tcase_add_loop_test(tc, malformed, 0,
                         (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_test(tc, gzip_trailing_garbage);
+    tcase_add_test(tc, gzip_trailing_zeros);
+    tcase_add_test(tc, gzip_empty_second_member);
+    tcase_add_test(tc, gzip_second_member_with_data);
+    tcase_add_test(tc, gzip_single_member_still_valid);
+    tcase_add_test(tc, same_shape);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, directory_instead_of_file);
     tcase_add_test(tc, count_mismatch);

@@ -1,0 +1,83 @@
+/* maxpool.c -- max pooling.  x is (C, H*W) per sample, channel fastest, so
+ * a window's values for all channels are contiguous runs of C floats: the
+ * inner loops run over channels and vectorise.  The forward pass keeps, for
+ * every output value, the index (within its sample) of the input it came
+ * from; the backward pass sends each error there (the first maximum on
+ * ties, as the window is scanned row by row). */
+#include <string.h>
+
+#include "pool.h"
+
+static int64_t maxpool_idx(const fa_layer *ly)
+{
+    return ly->n_out;
+}
+
+static void maxpool_forward(const fa_layer *ly, const float *w, const float *x, int32_t ldx,
+                            int32_t m, float *z, float *col, int32_t *idx)
+{
+    (void)w;
+    (void)col;
+    const int32_t C = ly->in_c, W = ly->in_w, k = ly->kh, s = ly->stride;
+    const int32_t Ho = ly->out_h, Wo = ly->out_w;
+    for (int32_t j = 0; j < m; j++) {
+        const float *xs = x + (size_t)j * (size_t)ldx;
+        for (int32_t oy = 0; oy < Ho; oy++) {
+            for (int32_t ox = 0; ox < Wo; ox++) {
+                const size_t o = (size_t)j * (size_t)ly->n_out +
+                                 (size_t)C * ((size_t)ox + (size_t)Wo * oy);
+                float *zc = z + o;
+                int32_t *ic = idx + o;
+                for (int32_t ky = 0; ky < k; ky++) {
+                    for (int32_t kx = 0; kx < k; kx++) {
+                        const int32_t pix = (ox * s + kx) + W * (oy * s + ky);
+                        const float *v = xs + (size_t)C * (size_t)pix;
+                        if (ky == 0 && kx == 0) {
+                            for (int32_t c = 0; c < C; c++) {
+                                zc[c] = v[c];
+                                ic[c] = C * pix + c;
+                            }
+                            continue;
+                        }
+                        for (int32_t c = 0; c < C; c++) {
+                            const int better = v[c] > zc[c];
+                            zc[c] = better ? v[c] : zc[c];
+                            ic[c] = better ? C * pix + c : ic[c];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void maxpool_backward(const fa_layer *ly, const float *B, const float *dz, int32_t m,
+                             float *dx, float *scratch, const int32_t *idx)
+{
+    (void)B;
+    (void)scratch;
+    const size_t n_in = (size_t)ly->n_in, n_out = (size_t)ly->n_out;
+    memset(dx, 0, n_in * (size_t)m * sizeof *dx);
+    for (int32_t j = 0; j < m; j++) {
+        float *xs = dx + (size_t)j * n_in;
+        const float *d = dz + (size_t)j * n_out;
+        const int32_t *ic = idx + (size_t)j * n_out;
+        /* += : overlapping windows (stride < size) can share a maximum */
+        for (size_t o = 0; o < n_out; o++)
+            xs[ic[o]] += d[o];
+    }
+}
+
+const fa_layer_ops fa_layer_maxpool = {
+    .name = "maxpool",
+    .description = "max pooling over square windows",
+    .has_params = 0,
+    .setup = fa_pool_setup,
+    .fans = fa_pool_fans,
+    .col_floats = fa_pool_none,
+    .idx_count = maxpool_idx,
+    .scratch_floats = fa_pool_none,
+    .forward = maxpool_forward,
+    .backward = maxpool_backward,
+    .weight_grad = NULL,
+};
