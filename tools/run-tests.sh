@@ -65,10 +65,12 @@ if [ -f build/build.ninja ]; then
   run_meson_tests "valgrind" -C build --setup valgrind --no-suite slow
 fi
 
-# What identifies a finding across runs: the sanitizer's SUMMARY line and a
-# harness's "invariant violated" line, without numbers (sizes, addresses).
+# What identifies a finding across runs: the sanitizer's SUMMARY line and
+# the name of a harness's violated invariant (its message up to the first
+# ':', see tests/fuzz/fuzz.h), without numbers (sizes, addresses).
 fuzz_signature() {
-  { grep -m1 '^fuzz: invariant violated' "$1"; grep -m1 '^SUMMARY:' "$1"; } | tr -d '0-9'
+  { grep -m1 '^fuzz: invariant violated: ' "$1" | sed 's/^\(fuzz: invariant violated: [^:]*\).*/\1/'
+    grep -m1 '^SUMMARY:' "$1"; } | tr -d '0-9'
 }
 
 # One harness for a bounded time on a copy of its corpus (the committed seeds
@@ -132,16 +134,17 @@ run_fuzzer() {
     [ "$rc" -eq 0 ] && [ ${#found[@]} -eq 0 ] && break
     sig=$(fuzz_signature "$log")
     if [ -n "$sig" ] && [ ${#found[@]} -gt 0 ] && printf '%s\n' "${known[@]}" | grep -qxF -- "$sig"; then
-      echo "fuzz_$name: found a known open bug again ($(grep -m1 '^SUMMARY:' "$log"))"
+      # Go on with the corpus so far for the rest of the time.
+      [ "$restarts" -eq 0 ] && echo "fuzz_$name: found a known open bug again: $(echo "$sig" | head -n1)"
       restarts=$((restarts + 1))
-      # Go on for the rest of the time, unless the bug keeps coming back.
-      [ "$((deadline - SECONDS))" -gt 0 ] && [ "$restarts" -lt 20 ] && continue
       rc=0
       found=()
+      [ "$((deadline - SECONDS))" -gt 0 ] && continue
     fi
     break
   done
   if [ "$rc" -eq 0 ] && [ ${#found[@]} -eq 0 ]; then
+    [ "$restarts" -gt 0 ] && echo "fuzz_$name: the known open bug(s) came back $restarts times; each time fuzzing went on"
     echo "fuzz_$name: ok, $seconds s, $runs runs ($((runs / (seconds > 0 ? seconds : 1)))/s), $cov"
     passed=$((passed + 1))
   else

@@ -40,7 +40,10 @@ void fuzz_write_file(const char *path, const void *data, size_t size);
 void *fuzz_read_file(const char *path, size_t *size);
 
 /* An invariant of the code under test: if cond is false, print the message
- * and abort, which libFuzzer records as a crash with the input. */
+ * and abort, which libFuzzer records as a crash with the input.  The
+ * message's text up to its first ':' names the invariant and nothing else
+ * (details after it): tools/run-tests.sh recognises a known open bug found
+ * again by that part of the message. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif

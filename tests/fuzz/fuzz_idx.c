@@ -67,7 +67,7 @@ static void read_images(const char *path, const uint8_t *content, size_t size)
 
     if (status != IDX_OK) {
         fuzz_check(status == IDX_ERR_FORMAT || status == IDX_ERR_NOMEM,
-                   "idx_read_images: status %d: %s", status, err);
+                   "idx_read_images returned an unexpected status: %d: %s", status, err);
         fuzz_check(err[0] != '\0', "idx_read_images failed without a message");
         fuzz_check(im.x == NULL && im.n == 0, "idx_read_images failed but filled its output");
         fuzz_check(content == NULL || status == IDX_ERR_NOMEM ||
@@ -77,7 +77,7 @@ static void read_images(const char *path, const uint8_t *content, size_t size)
     }
     fuzz_check(im.x != NULL && im.n >= 1 && im.rows >= 1 && im.cols >= 1 &&
                    (int64_t)im.features == (int64_t)im.rows * im.cols,
-               "idx_read_images: inconsistent result %ld x %ld x %ld, %ld features",
+               "idx_read_images returned an inconsistent shape: %ld x %ld x %ld, %ld features",
                (long)im.n, (long)im.rows, (long)im.cols, (long)im.features);
     size_t total = (size_t)im.n * (size_t)im.features;
     if (content != NULL) {
@@ -88,28 +88,31 @@ static void read_images(const char *path, const uint8_t *content, size_t size)
                    "idx_read_images accepted a malformed file");
         for (size_t i = 0; i < total; i++)
             fuzz_check(im.x[i] == (float)content[16 + i] / 255.0f,
-                       "idx_read_images: pixel %zu is %g, the file has %u", i,
+                       "idx_read_images returned a wrong pixel: %zu is %g, the file has %u", i,
                        (double)im.x[i], (unsigned)content[16 + i]);
     } else {
         /* Touching every pixel lets ASan check the buffer's size. */
         for (size_t i = 0; i < total; i++)
             fuzz_check(im.x[i] >= 0.0f && im.x[i] <= 1.0f,
-                       "idx_read_images: pixel %zu is %g", i, (double)im.x[i]);
+                       "idx_read_images returned a pixel outside [0, 1]: %zu is %g", i,
+                       (double)im.x[i]);
     }
     idx_images_free(&im);
     fuzz_check(im.x == NULL, "idx_images_free left a pointer");
 }
+
+/* Where read_labels reads every label to: volatile, so the reads stay. */
+static volatile uint8_t label_sink;
 
 static void read_labels(const char *path, const uint8_t *content, size_t size)
 {
     idx_labels lb;
     char err[256] = "";
     int status = idx_read_labels(path, &lb, err, sizeof err);
-    unsigned sum = 0;
 
     if (status != IDX_OK) {
         fuzz_check(status == IDX_ERR_FORMAT || status == IDX_ERR_NOMEM,
-                   "idx_read_labels: status %d: %s", status, err);
+                   "idx_read_labels returned an unexpected status: %d: %s", status, err);
         fuzz_check(err[0] != '\0', "idx_read_labels failed without a message");
         fuzz_check(lb.y == NULL && lb.n == 0, "idx_read_labels failed but filled its output");
         fuzz_check(content == NULL || status == IDX_ERR_NOMEM ||
@@ -117,17 +120,17 @@ static void read_labels(const char *path, const uint8_t *content, size_t size)
                    "idx_read_labels refused a well-formed file: %s", err);
         return;
     }
-    fuzz_check(lb.y != NULL && lb.n >= 1, "idx_read_labels: inconsistent result, n %ld",
+    fuzz_check(lb.y != NULL && lb.n >= 1, "idx_read_labels returned an inconsistent count: %ld",
                (long)lb.n);
     if (content != NULL) {
         fuzz_check(well_formed(content, size, 1) && (size_t)lb.n == size - 8,
                    "idx_read_labels accepted a malformed file");
         fuzz_check(memcmp(lb.y, content + 8, (size_t)lb.n) == 0,
-                   "idx_read_labels: labels differ from the file");
+                   "idx_read_labels returned other labels than the file's");
     } else {
+        /* Reads every label, so that ASan checks the buffer's size. */
         for (int32_t i = 0; i < lb.n; i++)
-            sum += lb.y[i]; /* reads every label: ASan checks the size */
-        fuzz_check(sum <= 255u * (unsigned)lb.n, "label sum out of range");
+            label_sink = lb.y[i];
     }
     idx_labels_free(&lb);
     fuzz_check(lb.y == NULL, "idx_labels_free left a pointer");

@@ -165,11 +165,12 @@ static void check_spec(const fa_net *net)
     text = format_spec(spec);
     /* Every activation is written out, so the defaults passed do not matter. */
     status = fa_spec_parse(&again, text, FA_ACT_TANH, FA_ACT_TANH);
-    fuzz_check(status == FA_OK, "the spec text '%s' of a loaded network does not "
-               "parse: %s", text, fa_last_error());
+    fuzz_check(status == FA_OK, "spec text of a loaded network does not parse: "
+               "'%s': %s", text, fa_last_error());
     fuzz_check(fa_spec_num_layers(spec, &n) == FA_OK &&
                    fa_spec_num_layers(again, &n2) == FA_OK && n == n2,
-               "spec text '%s': %ld layers, read back %ld", text, (long)n, (long)n2);
+               "spec text of a loaded network reads back with another layer count: '%s', "
+               "%ld and %ld", text, (long)n, (long)n2);
     for (int32_t l = 0; l <= n; l++) {
         int32_t f[10] = {0}, g[10] = {0};
         if (l > 0) {
@@ -181,7 +182,8 @@ static void check_spec(const fa_net *net)
                        "fa_spec_shape(0): %s", fa_last_error());
         }
         fuzz_check(memcmp(f, g, sizeof f) == 0,
-                   "spec text '%s': layer %ld reads back different", text, (long)l);
+                   "spec text of a loaded network reads back different layers: '%s', "
+                   "layer %ld", text, (long)l);
     }
     free(text);
     fa_spec_free(spec);
@@ -211,7 +213,7 @@ static void exercise(fa_net *a)
                        cols >= 0, "fa_net_weight_shape(%ld): %s", (long)l, fa_last_error());
         expect += (int64_t)rows * cols + rows;
     }
-    fuzz_check(count == expect, "parameter count %lld, the weight shapes give %lld",
+    fuzz_check(count == expect, "parameter count disagrees with the weight shapes: %lld, %lld",
                (long long)count, (long long)expect);
     check_spec(a);
 
@@ -228,13 +230,13 @@ static void exercise(fa_net *a)
     fuzz_check(count_b == count && memcmp(pa, pb, (size_t)count * sizeof *pa) == 0,
                "the reloaded network has other parameters");
     sb = forward_zeros(b, n_in, n_out, &yb);
-    fuzz_check(sa == sb, "inference status %d before saving, %d after", sa, sb);
+    fuzz_check(sa == sb, "inference status changes through save and load: %d, %d", sa, sb);
     if (sa == FA_OK)
         fuzz_check(memcmp(ya, yb, (size_t)n_out * 2 * sizeof *ya) == 0,
                    "the reloaded network computes other outputs");
     img2 = save_image(b, &len2);
     fuzz_check(len1 == len2 && memcmp(img1, img2, (size_t)len1) == 0,
-               "load + save is not a fixed point (%lld and %lld bytes)", (long long)len1,
+               "load + save is not a fixed point: %lld and %lld bytes", (long long)len1,
                (long long)len2);
 
     fuzz_check(fa_net_clone(&c, a) == FA_OK, "fa_net_clone: %s", fa_last_error());
@@ -282,7 +284,7 @@ static void try_load(const uint8_t *data, size_t size)
     fuzz_check(net == NULL, "the loader failed (%d) and returned a network",
                status);
     fuzz_check(status == FA_ERR_FORMAT || status == FA_ERR_NOMEM,
-               "the loader returned %d: %s", status,
+               "the loader returned an unexpected status: %d: %s", status,
                fa_last_error());
     fuzz_check(fa_last_error()[0] != '\0', "the loader failed without a message");
 }

@@ -60,34 +60,41 @@ static void layer(const fa_spec *spec, int32_t l, int32_t f[10])
                "fa_spec_shape(%ld): %s", (long)l, fa_last_error());
 }
 
-/* Would building this network stay cheap?  Counts parameters, features and
- * the lowered (im2col) input of each convolution, for a batch of one. */
+/* Would building this network and running any rule on it stay cheap?
+ * Bounds, for a batch of one: parameters (and so the LAYER feedback of
+ * their shape), features, the lowered (im2col) input of each convolution,
+ * the DIRECT feedback (n_L, sum of the hidden widths), and the noise of
+ * weight mirrors (fan_in, FA_HP_WM_BATCH = 64). */
 static int small_enough(const fa_spec *spec, int32_t n)
 {
-    int64_t params = 0;
+    int64_t params = 0, hidden = 0, out_feat = 0;
 
     if (n > MAX_BUILD_LAYERS)
         return 0;
     for (int32_t l = 1; l <= n; l++) {
         int32_t in[10] = {0}, f[10] = {0};
+        int64_t fan_in = 0;
         layer(spec, l - 1, in);
         layer(spec, l, f);
         int64_t in_feat = (int64_t)in[7] * in[8] * in[9];
-        int64_t out_feat = (int64_t)f[7] * f[8] * f[9];
+        out_feat = (int64_t)f[7] * f[8] * f[9];
         if (in_feat > MAX_BUILD_COUNT || out_feat > MAX_BUILD_COUNT)
             return 0;
         if (f[0] == FA_LAYER_DENSE) {
+            fan_in = in_feat;
             params += (int64_t)f[1] * in_feat + f[1];
         } else if (f[0] == FA_LAYER_CONV2D) {
-            int64_t k = (int64_t)in[7] * f[2] * f[3];
-            if (k > MAX_BUILD_COUNT || k * f[8] * f[9] > MAX_BUILD_COUNT)
+            fan_in = (int64_t)in[7] * f[2] * f[3];
+            if (fan_in > MAX_BUILD_COUNT || fan_in * f[8] * f[9] > MAX_BUILD_COUNT)
                 return 0;
-            params += (int64_t)f[1] * k + f[1];
+            params += (int64_t)f[1] * fan_in + f[1];
         }
-        if (params > MAX_BUILD_COUNT)
+        if (params > MAX_BUILD_COUNT || fan_in * 64 > 4 * MAX_BUILD_COUNT)
             return 0;
+        if (l < n)
+            hidden += out_feat;
     }
-    return 1;
+    return hidden * out_feat <= 4 * MAX_BUILD_COUNT;
 }
 
 static void build_and_run(const fa_spec *spec, const uint8_t *data, size_t size)
@@ -150,7 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (status != FA_OK) {
         fuzz_check(spec == NULL, "fa_spec_parse failed (%d) and left *out set", status);
         fuzz_check(status == FA_ERR_ARG || status == FA_ERR_SIZE || status == FA_ERR_NOMEM,
-                   "fa_spec_parse returned %d: %s", status, fa_last_error());
+                   "fa_spec_parse returned an unexpected status: %d: %s", status,
+                   fa_last_error());
         fuzz_check(fa_last_error()[0] != '\0', "fa_spec_parse failed without a message");
         free(text);
         return 0;
@@ -158,20 +166,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     text2 = format(spec);
     status = fa_spec_parse(&again, text2, FA_ACT_TANH, FA_ACT_TANH);
-    fuzz_check(status == FA_OK, "the text form '%s' of '%s' does not parse: %s", text2,
-               text, fa_last_error());
+    fuzz_check(status == FA_OK, "text form does not parse: '%s' of '%s': %s", text2, text,
+               fa_last_error());
     fuzz_check(fa_spec_num_layers(spec, &n) == FA_OK && n >= 1 &&
                    fa_spec_num_layers(again, &n2) == FA_OK && n == n2,
-               "'%s': %ld layers, its text form '%s' %ld", text, (long)n, text2, (long)n2);
+               "text form has another layer count: '%s' %ld, '%s' %ld", text, (long)n,
+               text2, (long)n2);
     for (int32_t l = 0; l <= n; l++) {
         int32_t f[10] = {0}, g[10] = {0};
         layer(spec, l, f);
         layer(again, l, g);
         fuzz_check(memcmp(f, g, sizeof f) == 0,
-                   "'%s': layer %ld differs in its text form '%s'", text, (long)l, text2);
+                   "text form describes other layers: '%s' layer %ld, text form '%s'", text,
+                   (long)l, text2);
     }
     text3 = format(again);
-    fuzz_check(strcmp(text2, text3) == 0, "text form '%s' formats again as '%s'", text2,
+    fuzz_check(strcmp(text2, text3) == 0, "text form is not a fixed point: '%s' formats as '%s'", text2,
                text3);
 
     if (small_enough(spec, n))
