@@ -65,12 +65,15 @@ if [ -f build/build.ninja ]; then
   run_meson_tests "valgrind" -C build --setup valgrind --no-suite slow
 fi
 
-# What identifies a finding across runs: the sanitizer's SUMMARY line and
-# the name of a harness's violated invariant (its message up to the first
-# ':', see tests/fuzz/fuzz.h), without numbers (sizes, addresses).
+# What identifies a finding across runs: the sanitizer's SUMMARY line (its
+# source line and column included: the signatures of the open inputs are
+# taken from the same build, so edits elsewhere do not matter) and the name
+# of a harness's violated invariant (its message up to the first ':', see
+# tests/fuzz/fuzz.h); leak sizes and addresses left out.
 fuzz_signature() {
   { grep -m1 '^fuzz: invariant violated: ' "$1" | sed 's/^\(fuzz: invariant violated: [^:]*\).*/\1/'
-    grep -m1 '^SUMMARY:' "$1"; } | tr -d '0-9'
+    grep -m1 '^SUMMARY:' "$1"; } |
+    sed -E 's/[0-9]+ byte\(s\) leaked in [0-9]+ allocation\(s\)/leaked/; s/0x[0-9a-f]+/0x/g'
 }
 
 # One harness for a bounded time on a copy of its corpus (the committed seeds
