@@ -204,7 +204,8 @@ typedef enum fa_loss {
  *  - FA_RULE_SHALLOW: only the last layer learns: hidden updates are zero,
  *                  and the optimiser leaves every hidden parameter and its
  *                  optimiser state untouched (weight decay too).  NONE.
- *  The 1/m of DRTP and SDFA keeps every rule's update a batch mean, like e.
+ *  The 1/m of DRTP and SDFA keeps every rule's update a batch mean, like e;
+ *  FA_DFA_BEFORE_ACTIVATION drops the f' of all three DIRECT rules alike.
  *  FA, DFA, FRSF, DRTP and SDFA never modify their feedback; BRSF, KP and WM
  *  do, and only when a step is applied (fa_net_train_step,
  *  fa_net_apply_update), never in fa_net_compute_update.  Each rule keeps
@@ -232,7 +233,8 @@ typedef enum fa_feedback_kind {
     FA_FEEDBACK_DIRECT = 2  /**< G_l (n_L, n_l), hidden layers 1..L-1 with parameters */
 } fa_feedback_kind;
 
-/** Where DFA injects the projected error G_l^T e. */
+/** Where the direct rules (DFA, and likewise SDFA and DRTP) inject their
+ *  projected signal G_l^T s. */
 typedef enum fa_dfa_variant {
     /** delta_l = (G_l^T e) .* f'(A_l)  (Nokland 2016; the default) */
     FA_DFA_AFTER_ACTIVATION = 0,
@@ -406,10 +408,13 @@ FA_API int fa_blas_info(char *buf, int64_t len, int32_t *generic);
 
 /** Set the number of threads for everything the library computes, in this
  *  process: OpenBLAS's thread count (process-wide, as
- *  openblas_set_num_threads) and the split of the library's element-wise
- *  work and per-layer DFA updates, which follow it.  One knob: the library
- *  never runs more threads than this, and never runs its own threads while
- *  OpenBLAS's are busy.  n >= 1.
+ *  openblas_set_num_threads), which each handle's own threads follow for
+ *  the work OpenBLAS does not thread (the element-wise passes, the
+ *  optimiser, and the weight GEMMs of networks whose layers can run side by
+ *  side, each on one core, while OpenBLAS is set to one thread for that
+ *  section).  One knob: a handle never runs more threads than this (at most
+ *  64 of its own), and its threads sleep while OpenBLAS's run a GEMM.
+ *  n >= 1.
  *  Errors: FA_ERR_ARG (n < 1 or above 1024). */
 FA_API int fa_set_threads(int32_t n);
 
@@ -828,7 +833,8 @@ FA_API int fa_net_feedback_angles(fa_net *net, int32_t rule, float *angles,
  *  format with a CRC-32 (docs/ARCHITECTURE.md describes it; the library
  *  writes format 2 and reads formats 1 and 2).
  *  Write it into buf of len bytes; *needed (may be NULL) receives the image
- *  size.  buf may be NULL with len 0 to query the size.
+ *  size, also when len is too small.  buf may be NULL with len 0 to query
+ *  the size.
  *  Errors: FA_ERR_NULL (net; buf with len > 0), FA_ERR_SIZE (len too small:
  *  nothing written). */
 FA_API int fa_net_save_image(const fa_net *net, void *buf, int64_t len,

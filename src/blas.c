@@ -54,6 +54,11 @@ int32_t fa_blas_threads(void)
     return n > 0 ? n : 1;
 }
 
+void fa_blas_set_threads(int32_t n)
+{
+    openblas_set_num_threads(n);
+}
+
 FA_API int fa_set_threads(int32_t n)
 {
     if (n < 1 || n > 1024)

@@ -303,11 +303,14 @@ static void read_spec(reader *r, header *h, uint32_t L, const char *fn)
         for (uint32_t l = 0; l <= L; l++)
             sz[l] = get_u32(r);
         rc = fa_spec_create(&spec, sz[0] > INT32_MAX ? -1 : (int32_t)sz[0], 1, 1);
-        for (uint32_t l = 1; rc == FA_OK && l <= L; l++) {
+        /* every record is read, also after a failure: the fields after
+         * them must be read from where they are */
+        for (uint32_t l = 1; l <= L; l++) {
             uint32_t act = get_u32(r);
             fa_layer_spec s = {FA_LAYER_DENSE, sz[l] > INT32_MAX ? -1 : (int32_t)sz[l], 0, 0,
                                0, 0, act >= FA_N_ACTIVATIONS ? -1 : (int32_t)act};
-            rc = fa_spec_append(spec, &s, fn);
+            if (rc == FA_OK)
+                rc = fa_spec_append(spec, &s, fn);
         }
         free(sz);
     } else {
@@ -317,14 +320,15 @@ static void read_spec(reader *r, header *h, uint32_t L, const char *fn)
             in[i] = v > INT32_MAX ? -1 : (int32_t)v;
         }
         rc = fa_spec_create(&spec, in[0], in[1], in[2]);
-        for (uint32_t l = 1; rc == FA_OK && l <= L; l++) {
+        for (uint32_t l = 1; l <= L; l++) {
             int32_t rec[7];
             for (int i = 0; i < 7; i++) {
                 uint32_t v = get_u32(r);
                 rec[i] = v > INT32_MAX ? -1 : (int32_t)v;
             }
             fa_layer_spec s = {rec[0], rec[1], rec[2], rec[3], rec[4], rec[5], rec[6]};
-            rc = fa_spec_append(spec, &s, fn);
+            if (rc == FA_OK)
+                rc = fa_spec_append(spec, &s, fn);
         }
     }
     h->spec_status = rc;

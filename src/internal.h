@@ -40,8 +40,18 @@
  * bounds (computed in double) do not see. */
 #define FA_VALUE_LIMIT 8.507059173023462e37
 
+/* Most threads a handle uses (threads.c). */
+#define FA_MAX_THREADS 64
+
+/* When the weight GEMMs of the layers run side by side (train.c): when the
+ * loads come out even (the default), never, or always -- the last two for
+ * the benchmarks that measure the choice (benchmarks/, linked against the
+ * internal library, set net->layer_parallel). */
+enum { FA_LAYER_PARALLEL_AUTO = 0, FA_LAYER_PARALLEL_NEVER = 1, FA_LAYER_PARALLEL_ALWAYS = 2 };
+
 typedef struct fa_net fa_net;
 typedef struct fa_image_writer fa_image_writer;
+typedef struct fa_pool fa_pool;
 
 /* |x| as the bits of a non-negative float: they order like the magnitudes
  * (NaN and infinity above every finite value), so an unsigned max over them
@@ -104,8 +114,9 @@ void fa_gemv(int trans_a, int32_t m, int32_t n, float alpha, const float *a,
 /* Dot product and 2-norm of length-n vectors (contiguous), in double. */
 double fa_dot(int64_t n, const float *x, const float *y);
 double fa_nrm2(int64_t n, const float *x);
-/* OpenBLAS's thread count (1 for another BLAS). */
+/* OpenBLAS's thread count (1 for another BLAS), and setting it. */
 int32_t fa_blas_threads(void);
+void fa_blas_set_threads(int32_t n);
 
 /* ------------------------------------------------------------- activation.c */
 
@@ -178,6 +189,8 @@ typedef struct fa_layer {
     /* Bounds the last pass left: max |h| of the output the next layer saw,
      * max |delta| of the error (for the step's overflow bounds). */
     float hmax, dmax;
+    int has_err;            /* the last pass computed this layer's error */
+    int32_t part;           /* the thread its weight GEMM runs on (train.c) */
 
     /* Workspace views, valid for batches up to net->ws_batch. */
     float *z;       /* f(A) (n_out, m) */
@@ -219,10 +232,13 @@ typedef struct fa_layer_ops {
      * ly->idx from the forward pass; scratch as scratch_floats. */
     void (*backward)(const fa_layer *ly, const float *B, const float *dz,
                      int32_t m, float *dx, float *scratch, const int32_t *idx);
-    /* dW (w_rows, w_cols) = dz lower(x)^T from the input x (ldx) or its
-     * lowering col as forward left it.  NULL for pooling. */
+    /* dW (w_rows, w_cols) = alpha dz lower(x)^T + beta dW, from the input
+     * x (ldx) or its lowering col as forward left it (beta = 0: dW need not
+     * be initialised; the step folds plain SGD into alpha and beta).  NULL
+     * for pooling. */
     void (*weight_grad)(const fa_layer *ly, const float *x, int32_t ldx,
-                        const float *col, const float *dz, int32_t m, float *dw);
+                        const float *col, const float *dz, int32_t m, float alpha,
+                        float beta, float *dw);
 } fa_layer_ops;
 
 /* The kinds, indexed by fa_layer_kind (src/layers/list.h). */
@@ -379,6 +395,13 @@ struct fa_net {
     int bounds_valid;
     float absmax_p, absmax_s1, absmax_s2;
 
+    fa_pool *pool;       /* worker threads (threads.c), NULL until needed */
+    int32_t layer_parallel; /* FA_LAYER_PARALLEL_*: the benchmarks compare */
+    int32_t nthreads;    /* threads of the step under way */
+    float *tdb;          /* per-thread bias-gradient partials: tdb_threads x
+                            the widest layer's rows */
+    int32_t tdb_threads;
+
     fa_rng rng;          /* model stream: weights, feedback, noise */
     fa_rng rng_drop;     /* dropout masks */
 
@@ -399,6 +422,16 @@ static inline const float *fa_w(const fa_net *net, const fa_layer *ly)
 {
     return net->params + ly->w_off;
 }
+
+/* threads.c: the handle's pool.  fa_net_threads: the threads of this step
+ * (OpenBLAS's count, at most FA_MAX_THREADS), starting or restarting the
+ * pool when the count changed; 1 if threads cannot be started.
+ * fa_pool_run: fn(ctx, part, nparts) for part = 0..nparts-1 (at most the
+ * pool's size), part 0 on the caller; returns when all are done. */
+typedef void (*fa_pool_fn)(void *ctx, int32_t part, int32_t nparts);
+int32_t fa_net_threads(fa_net *net);
+void fa_pool_run(fa_net *net, int32_t nparts, fa_pool_fn fn, void *ctx);
+void fa_pool_free(fa_pool *pool);
 
 /* net.c: building, workspaces, shared validation.  fa_check_net: the
  * handle is not NULL.  fa_check_flat: a caller's buffer in the parameter
@@ -429,9 +462,18 @@ float fa_feedback_absmax(fa_net *net, int32_t rule);
 /* The forward pass; xmax = max |x| (a bound is enough). */
 void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch,
                      float xmax, int train);
-/* Forward, loss and the rule's update into grad.  Returns a bound on
+/* A step in two phases.  fa_compute_errors: forward, loss, every layer's
+ * error and bias gradient (into grad's b blocks); returns a bound on
  * max |grad| from the magnitudes the passes saw (infinity if anything was
- * not finite), so that no extra pass over grad is needed. */
+ * not finite), so that no pass over the update is needed.  fa_weight_grads:
+ * dst's W blocks = alpha * dW + beta * dst for every layer that has an error.
+ * Keeping the two apart lets a plain SGD step write W in the GEMM itself.
+ * fa_compute_grad: both, into grad. */
+float fa_compute_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx,
+                        float xmax, const float *t, int32_t ldt, int32_t batch,
+                        int train, float *grad, double *loss);
+void fa_weight_grads(fa_net *net, const float *x, int32_t ldx, int32_t batch,
+                     float alpha, float beta, float *dst);
 float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx,
                       float xmax, const float *t, int32_t ldt, int32_t batch,
                       int train, float *grad, double *loss);
@@ -446,6 +488,9 @@ int fa_optimizer_bounds(fa_net *net, float gmax, fa_step_bounds *b);
  * magnitudes. */
 void fa_optimizer_commit(fa_net *net, const float *grad);
 void fa_optimizer_reset(fa_net *net);
+/* The bookkeeping of an SGD step that train.c applied inside its GEMMs
+ * (step count, the bound on the parameters). */
+void fa_optimizer_fused_done(fa_net *net, const fa_step_bounds *b);
 /* The hyperparameter table: core entries and the rules'.  NULL if unknown. */
 const fa_hparam_desc *fa_hparam_find(int32_t id);
 int fa_hparam_valid(int32_t hparam, double value, const char **want);

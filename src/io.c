@@ -39,14 +39,22 @@ static void describe_errno(int err, char *buf, size_t len)
 /* ------------------------------------------------------------- names */
 
 /* The file a save writes: path, with symbolic links followed to their
- * final target (which need not exist yet).  malloc'd, or NULL. */
+ * final target (which need not exist yet).  malloc'd, or NULL with errno
+ * ENOMEM, or ELOOP for a loop of links (more than 40 in a chain, the
+ * kernel's limit): there is no file to replace, and renaming over the
+ * last link reached would replace that link. */
 static char *resolve_target(const char *path)
 {
     char *cur = strdup(path);
-    for (int depth = 0; cur && depth < 40; depth++) {
+    for (int depth = 0; cur; depth++) {
         struct stat st;
         if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode))
             return cur;
+        if (depth == 40) {
+            free(cur);
+            errno = ELOOP;
+            return NULL;
+        }
         char link[PATH_MAX];
         ssize_t n = readlink(cur, link, sizeof link - 1);
         if (n < 0)
@@ -68,7 +76,7 @@ static char *resolve_target(const char *path)
         free(cur);
         cur = next;
     }
-    return cur; /* a loop of links: rename will report it */
+    return NULL;
 }
 
 /* 64-bit FNV-1a: a short stand-in for a long file name. */
@@ -152,6 +160,11 @@ FA_API int fa_net_save(const fa_net *net, const char *path)
         return fa_fail(FA_ERR_IO, fn, "cannot save to an empty path");
 
     target = resolve_target(path);
+    if (!target && errno == ELOOP) {
+        err = ELOOP;
+        what = "cannot save to";
+        goto fail;
+    }
     if (!target)
         return fa_fail(FA_ERR_NOMEM, fn, "no memory for the file name");
     const char *slash = strrchr(target, '/');

@@ -105,10 +105,13 @@ FA_API int fa_loss_eval(int32_t loss, const float *y, int32_t ldy,
         return fa_fail(FA_ERR_SIZE, fn, "ldt = %d, expected >= n = %d", (int)ldt, (int)n);
     if (dy && lddy < n)
         return fa_fail(FA_ERR_SIZE, fn, "lddy = %d, expected >= n = %d", (int)lddy, (int)n);
-    double v = fa_loss_compute(loss, y, ldy, t, ldt, n, batch, dy, lddy);
+    /* the value first: a refused loss must leave dy as it was */
+    double v = fa_loss_compute(loss, y, ldy, t, ldt, n, batch, NULL, 0);
     if (!isfinite((float)v))
         return fa_fail(FA_ERR_NONFINITE, fn, "the loss is %g, %s", v,
                        isfinite(v) ? "beyond the float range" : "not finite");
+    if (dy)
+        fa_loss_compute(loss, y, ldy, t, ldt, n, batch, dy, lddy);
     if (value)
         *value = (float)v;
     return FA_OK;

@@ -122,6 +122,7 @@ static void set_defaults(fa_net *net)
     net->fb_dist = FA_DIST_UNIFORM;
     net->fb_scale = FA_SCALE_AUTO;
     net->optimizer = FA_OPT_SGD;
+    net->nthreads = 1;
     for (int32_t h = 0; h < FA_N_HPARAMS; h++)
         net->hp[h] = fa_hparam_find(h)->def;
     for (int32_t r = 0; r < FA_N_RULES; r++)
@@ -313,6 +314,8 @@ FA_API void fa_net_free(fa_net *net)
         free(net->rule_scratch[r]);
     }
     free(net->fb_eff);
+    fa_pool_free(net->pool);
+    free(net->tdb);
     free(net->ws);
     free(net->grad_aux);
     free(net);

@@ -237,6 +237,47 @@ static void update_segment(const fa_net *net, float *restrict p, const float *re
     mx->s2 = m2;
 }
 
+/* The commit as parts of one range: the segments (each layer's W, with
+ * weight decay, and b, without) laid end to end and cut into nparts equal
+ * pieces, so that threads share the work whatever the layer sizes. */
+typedef struct commit_job {
+    fa_net *net;
+    const float *grad;
+    float bc1, bc2;
+    int32_t n_seg;
+    int64_t total;
+    struct {
+        int64_t off, len; /* in the parameter block */
+        float wd;
+    } seg[2 * 64];
+    seg_max mx[FA_MAX_THREADS];
+} commit_job;
+
+static void commit_part(void *ctx, int32_t part, int32_t nparts)
+{
+    commit_job *j = ctx;
+    fa_net *net = j->net;
+    float *s1 = net->opt_state, *s2 = net->opt_state + net->n_params;
+    const int64_t lo = j->total * part / nparts, hi = j->total * (part + 1) / nparts;
+    seg_max mx = {0, 0, 0};
+    int64_t pos = 0;
+    for (int32_t k = 0; k < j->n_seg && pos < hi; k++) {
+        const int64_t a = lo > pos ? lo - pos : 0;
+        const int64_t b = hi - pos < j->seg[k].len ? hi - pos : j->seg[k].len;
+        if (a < b) {
+            const int64_t o = j->seg[k].off + a;
+            update_segment(net, net->params + o, j->grad + o, s1 + o, s2 + o, b - a,
+                           j->seg[k].wd, j->bc1, j->bc2, &mx);
+        }
+        pos += j->seg[k].len;
+    }
+    j->mx[part] = mx;
+}
+
+/* Elements below which one thread does the commit alone: the hand-over to
+ * a sleeping thread costs about as much as this many updates. */
+#define PAR_COMMIT_MIN 65536
+
 void fa_optimizer_commit(fa_net *net, const float *grad)
 {
     const float wd = (float)net->hp[FA_HP_WEIGHT_DECAY];
@@ -246,28 +287,46 @@ void fa_optimizer_commit(fa_net *net, const float *grad)
         adam_corrections(net, &bc1, &bc2);
     if (net->opt_step < INT64_MAX)
         net->opt_step++;
-    float *s1 = net->opt_state;
-    float *s2 = net->opt_state + net->n_params;
-    seg_max mx = {0, 0, 0};
+    commit_job j;
+    j.net = net;
+    j.grad = grad;
+    j.bc1 = (float)bc1;
+    j.bc2 = (float)bc2;
     int skipped = 0;
-    for (int32_t l = 1; l <= net->n_layers; l++) {
-        const fa_layer *ly = &net->layers[l];
-        if (ly->w_rows == 0)
-            continue;
-        if (!trains_hidden && l < net->n_layers) {
-            skipped = 1; /* SHALLOW: hidden parameters and their state stay */
-            continue;
+    int32_t parts = net->nthreads > 1 ? net->nthreads : 1;
+    seg_max all = {0, 0, 0};
+    for (int32_t l = 1; l <= net->n_layers;) {
+        /* at most 64 layers a round: the job's segment table */
+        j.n_seg = 0;
+        j.total = 0;
+        for (; l <= net->n_layers && j.n_seg < 2 * 64; l++) {
+            const fa_layer *ly = &net->layers[l];
+            if (ly->w_rows == 0)
+                continue;
+            if (!trains_hidden && l < net->n_layers) {
+                skipped = 1; /* SHALLOW: hidden parameters and their state stay */
+                continue;
+            }
+            const int64_t nw = (int64_t)ly->w_rows * ly->w_cols;
+            j.seg[j.n_seg].off = ly->w_off;
+            j.seg[j.n_seg].len = nw;
+            j.seg[j.n_seg++].wd = wd;
+            j.seg[j.n_seg].off = ly->b_off;
+            j.seg[j.n_seg].len = ly->w_rows;
+            j.seg[j.n_seg++].wd = 0.0f;
+            j.total += nw + ly->w_rows;
         }
-        const int64_t nw = (int64_t)ly->w_rows * ly->w_cols;
-        const int64_t wo = ly->w_off, bo = ly->b_off;
-        update_segment(net, net->params + wo, grad + wo, s1 + wo, s2 + wo, nw, wd,
-                       (float)bc1, (float)bc2, &mx);
-        update_segment(net, net->params + bo, grad + bo, s1 + bo, s2 + bo, ly->w_rows, 0.0f,
-                       (float)bc1, (float)bc2, &mx);
+        const int32_t p = j.total >= (int64_t)parts * PAR_COMMIT_MIN ? parts : 1;
+        fa_pool_run(net, p, commit_part, &j);
+        for (int32_t k = 0; k < p; k++) {
+            all.p = j.mx[k].p > all.p ? j.mx[k].p : all.p;
+            all.s1 = j.mx[k].s1 > all.s1 ? j.mx[k].s1 : all.s1;
+            all.s2 = j.mx[k].s2 > all.s2 ? j.mx[k].s2 : all.s2;
+        }
     }
     /* The kept magnitudes bound every value; segments not written keep
      * their old bounds. */
-    float p = fa_bits_mag(mx.p), a = fa_bits_mag(mx.s1), c = fa_bits_mag(mx.s2);
+    float p = fa_bits_mag(all.p), a = fa_bits_mag(all.s1), c = fa_bits_mag(all.s2);
     if (skipped) {
         p = p > net->absmax_p ? p : net->absmax_p;
         a = a > net->absmax_s1 ? a : net->absmax_s1;
@@ -277,4 +336,12 @@ void fa_optimizer_commit(fa_net *net, const float *grad)
     /* an optimiser that does not use a moment leaves it zero */
     net->absmax_s1 = net->optimizer == FA_OPT_SGD ? net->absmax_s1 : a;
     net->absmax_s2 = net->optimizer == FA_OPT_ADAM ? c : net->absmax_s2;
+}
+
+void fa_optimizer_fused_done(fa_net *net, const fa_step_bounds *b)
+{
+    if (net->opt_step < INT64_MAX)
+        net->opt_step++;
+    /* the parameters were written by GEMMs: keep the step's bound on them */
+    net->absmax_p = b->p_new < 3.0e38 ? (float)b->p_new : INFINITY;
 }

@@ -22,14 +22,13 @@ int fa_layer_resolve(fa_layer *ly, const fa_layer_spec *s, int32_t c, int32_t h,
                        what, (int)s->kind, FA_N_LAYER_KINDS - 1);
     ly->ops = fa_layer_table[s->kind];
     ly->kind = s->kind;
-    if (ly->ops->has_params) {
-        if (s->act < 0 || s->act >= FA_N_ACTIVATIONS)
-            return fa_fail(FA_ERR_ARG, fn, "%s: activation %d is not a fa_activation "
-                           "(expected 0..%d)", what, (int)s->act, FA_N_ACTIVATIONS - 1);
-        ly->act = s->act;
-    } else {
-        ly->act = FA_ACT_IDENTITY;
-    }
+    if (s->act < 0 || s->act >= FA_N_ACTIVATIONS)
+        return fa_fail(FA_ERR_ARG, fn, "%s: activation %d is not a fa_activation "
+                       "(expected 0..%d)", what, (int)s->act, FA_N_ACTIVATIONS - 1);
+    if (!ly->ops->has_params && s->act != FA_ACT_IDENTITY)
+        return fa_fail(FA_ERR_ARG, fn, "%s: a %s layer has no activation (got %s)", what,
+                       ly->ops->name, fa_enum_name(FA_ENUM_ACTIVATION, s->act));
+    ly->act = s->act;
     ly->units = s->units;
     ly->kh = s->kh;
     ly->kw = s->kw;
@@ -443,7 +442,9 @@ FA_API int fa_spec_parse(fa_spec **out, const char *text, int32_t hidden_activat
         goto done;
     for (int32_t i = 0; i < ps.n; i++) {
         fa_layer_spec *s = &ps.v[i];
-        if (s->act < 0)
+        if (s->act < 0 && !fa_layer_table[s->kind]->has_params)
+            s->act = FA_ACT_IDENTITY;
+        else if (s->act < 0)
             s->act = i == ps.n - 1 ? output_activation : hidden_activation;
         if ((rc = fa_spec_append(spec, s, fn)))
             goto done;

@@ -35,6 +35,119 @@ static const float *layer_input(const fa_net *net, int32_t l, const float *x, in
     return net->layers[l - 1].h;
 }
 
+/* ------------------------------------------------------ threaded passes */
+
+/* Elements below which a pass runs on one thread: handing work to a
+ * sleeping thread costs about as much as this much element-wise work. */
+#define PAR_MIN 65536
+
+static int32_t parts_for(const fa_net *net, int64_t elements)
+{
+    return net->nthreads > 1 && elements >= (int64_t)net->nthreads * PAR_MIN / 2
+               ? net->nthreads : 1;
+}
+
+typedef struct bias_act_job {
+    int32_t act;
+    float slope;
+    float *z;
+    const float *b;
+    int32_t rows;
+    int64_t cols;
+    float max[FA_MAX_THREADS];
+} bias_act_job;
+
+static void bias_act_part(void *ctx, int32_t part, int32_t nparts)
+{
+    bias_act_job *j = ctx;
+    const int64_t lo = j->cols * part / nparts, hi = j->cols * (part + 1) / nparts;
+    j->max[part] = fa_bias_act(j->act, j->slope, j->z + lo * j->rows, j->b, j->rows, hi - lo);
+}
+
+/* fa_bias_act, its columns shared among the step's threads. */
+static float par_bias_act(fa_net *net, int32_t act, float slope, float *z, const float *b,
+                          int32_t rows, int64_t cols)
+{
+    const int32_t parts = parts_for(net, rows * cols);
+    if (parts == 1)
+        return fa_bias_act(act, slope, z, b, rows, cols);
+    bias_act_job j = {act, slope, z, b, rows, cols, {0}};
+    fa_pool_run(net, parts, bias_act_part, &j);
+    float mx = 0.0f;
+    for (int32_t k = 0; k < parts; k++)
+        mx = j.max[k] > mx ? j.max[k] : mx;
+    return mx;
+}
+
+typedef struct finish_job {
+    int32_t act;
+    float slope;
+    int with_deriv;
+    const float *src;
+    int64_t ldsrc;
+    const float *z, *mask;
+    float *d;
+    int32_t rows;
+    int64_t cols;
+    float *db, *tdb; /* the caller's bias gradient; one partial per part */
+    float max[FA_MAX_THREADS];
+} finish_job;
+
+static void finish_part(void *ctx, int32_t part, int32_t nparts)
+{
+    finish_job *j = ctx;
+    const int64_t lo = j->cols * part / nparts, hi = j->cols * (part + 1) / nparts;
+    float *db = NULL;
+    if (j->db) {
+        db = j->tdb + (size_t)part * (size_t)j->rows;
+        memset(db, 0, (size_t)j->rows * sizeof *db);
+    }
+    j->max[part] = fa_delta_finish(j->act, j->slope, j->with_deriv, j->src + lo * j->ldsrc,
+                                   j->ldsrc, j->z + lo * j->rows,
+                                   j->mask ? j->mask + lo * j->rows : NULL, j->d + lo * j->rows,
+                                   j->rows, hi - lo, db);
+}
+
+/* fa_delta_finish, its columns shared among the step's threads; the bias
+ * gradient is summed per part and the parts added in order, so the result
+ * depends on the thread count but not on timing. */
+static float par_finish(fa_net *net, int32_t act, float slope, int with_deriv, const float *src,
+                        int64_t ldsrc, const float *z, const float *mask, float *d,
+                        int32_t rows, int64_t cols, float *db)
+{
+    const int32_t parts = net->tdb ? parts_for(net, rows * cols) : 1;
+    if (parts == 1)
+        return fa_delta_finish(act, slope, with_deriv, src, ldsrc, z, mask, d, rows, cols, db);
+    finish_job j = {act, slope, with_deriv, src, ldsrc, z, mask, d, rows, cols, db, net->tdb,
+                    {0}};
+    fa_pool_run(net, parts, finish_part, &j);
+    float mx = 0.0f;
+    for (int32_t k = 0; k < parts; k++) {
+        mx = j.max[k] > mx ? j.max[k] : mx;
+        if (db) {
+            const float *part = net->tdb + (size_t)k * (size_t)rows;
+            for (int32_t i = 0; i < rows; i++)
+                db[i] += part[i];
+        }
+    }
+    return mx;
+}
+
+/* The threads of this step, and their bias-gradient partials (rows of the
+ * widest layer each); without memory for those the passes run on one. */
+static void start_threads(fa_net *net)
+{
+    net->nthreads = fa_net_threads(net);
+    if (net->nthreads > 1 && net->tdb_threads < net->nthreads) {
+        int32_t rows = 1;
+        for (int32_t l = 1; l <= net->n_layers; l++)
+            rows = net->layers[l].out_c > rows ? net->layers[l].out_c : rows;
+        free(net->tdb);
+        net->tdb = fa_alloc_floats((int64_t)net->nthreads * rows);
+        net->tdb_threads = net->tdb ? net->nthreads : 0;
+    }
+}
+
 void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, float xmax,
                      int train)
 {
@@ -48,8 +161,8 @@ void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, fl
         ly->ops->forward(ly, net->params + ly->w_off, in, ldin, batch, ly->z, ly->col, ly->idx);
         if (ly->w_rows > 0)
             /* A = W lower(H) + b, then f, in one pass over (out_c, pixels) */
-            ly->hmax = fa_bias_act(ly->act, slope, ly->z, net->params + ly->b_off, ly->out_c,
-                                   fa_layer_cols(ly, batch));
+            ly->hmax = par_bias_act(net, ly->act, slope, ly->z, net->params + ly->b_off,
+                                    ly->out_c, fa_layer_cols(ly, batch));
         else
             ly->hmax = inmax; /* pooling never grows a magnitude */
         ly->h = ly->z;
@@ -75,19 +188,27 @@ static const float *pass_mask(const fa_layer *ly)
     return ly->h != ly->z ? ly->mask : NULL;
 }
 
-/* dW_l from the layer's error d (its magnitude dmax) and input; returns a
- * bound on |dW_l| and |db_l|: each entry sums out_h*out_w*m products of an
- * error and an input value (or, for db, errors alone). */
-static float weight_grad(fa_net *net, int32_t l, const float *x, int32_t ldx, float xmax,
-                         const float *d, float dmax, int32_t m, float *grad)
+/* The error of layer l: the output error for the last layer. */
+static const float *layer_error(const fa_net *net, int32_t l)
+{
+    return l == net->n_layers ? net->e : net->layers[l].delta;
+}
+
+/* Input of layer l and its magnitude bound. */
+static float input_max(const fa_net *net, int32_t l, float xmax)
+{
+    return l == 1 ? xmax : net->layers[l - 1].hmax;
+}
+
+/* Bound on |dW_l| and |db_l| from the magnitudes the passes saw: each entry
+ * sums out_h*out_w*m products of an error and an input value (or, for db,
+ * errors alone). */
+static float grad_bound(const fa_net *net, int32_t l, float xmax, int32_t m)
 {
     const fa_layer *ly = &net->layers[l];
-    int32_t ldin;
-    const float *in = layer_input(net, l, x, ldx, &ldin);
-    const float inmax = l == 1 ? xmax : net->layers[l - 1].hmax;
-    ly->ops->weight_grad(ly, in, ldin, ly->col, d, m, grad + ly->w_off);
-    const double terms = (double)fa_layer_cols(ly, m);
-    const double bound = terms * (double)dmax * (inmax > 1.0f ? (double)inmax : 1.0);
+    const float inmax = input_max(net, l, xmax);
+    const double bound = (double)fa_layer_cols(ly, m) * (double)ly->dmax *
+                         (inmax > 1.0f ? (double)inmax : 1.0);
     return bound < 3.0e38 ? (float)bound : INFINITY;
 }
 
@@ -97,40 +218,34 @@ static float fmaxf2(float a, float b)
 }
 
 /* CHAIN: from the output down to the lowest layer with parameters. */
-static float chain_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
-                          int32_t m, float *grad)
+static void chain_errors(fa_net *net, int32_t rule, int32_t m, float *grad)
 {
     const float slope = (float)net->hp[FA_HP_LEAKY_SLOPE];
-    const float *d_up = net->e;
-    float gmax = 0.0f;
     for (int32_t l = net->n_layers - 1; l >= net->first_param; l--) {
         fa_layer *ly = &net->layers[l];
         const fa_layer *up = &net->layers[l + 1];
         const float *B = up->w_rows > 0 ? fa_backward_matrix(net, rule, up) : NULL;
         /* delta_l = backward(B_{l+1}, delta_{l+1}) .* f'(A_l) .* mask_l */
-        up->ops->backward(up, B, d_up, m, ly->delta, net->scratch, up->idx);
+        up->ops->backward(up, B, layer_error(net, l + 1), m, ly->delta, net->scratch, up->idx);
         float *db = ly->w_rows > 0 ? grad + ly->b_off : NULL;
         if (db)
             memset(db, 0, (size_t)ly->w_rows * sizeof *db);
-        ly->dmax = fa_delta_finish(ly->act, slope, 1, ly->delta, ly->out_c, ly->z,
-                                   pass_mask(ly), ly->delta, ly->out_c, fa_layer_cols(ly, m), db);
-        if (ly->w_rows > 0)
-            gmax = fmaxf2(gmax, weight_grad(net, l, x, ldx, xmax, ly->delta, ly->dmax, m, grad));
-        d_up = ly->delta;
+        ly->dmax = par_finish(net, ly->act, slope, 1, ly->delta, ly->out_c, ly->z,
+                              pass_mask(ly), ly->delta, ly->out_c, fa_layer_cols(ly, m), db);
+        ly->has_err = ly->w_rows > 0;
     }
-    return gmax;
 }
 
 /* DIRECT: one GEMM for every hidden error, then independent layers. */
-static float direct_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
-                           const float *t, int32_t ldt, int32_t m, float *grad)
+static void direct_errors(fa_net *net, int32_t rule, const float *t, int32_t ldt, int32_t m,
+                          float *grad)
 {
     const fa_rule_desc *r = fa_rule_table[rule];
     const int32_t L = net->n_layers, nL = net->sizes[L], nd = net->n_direct;
     const float slope = (float)net->hp[FA_HP_LEAKY_SLOPE];
+    /* where the signal enters (fa_dfa_variant): the same for every direct rule */
     const int with_deriv = net->dfa_variant == FA_DFA_AFTER_ACTIVATION;
     const float *s = r->signal(net, net->e, t, ldt, m, net->sig);
-    float gmax = 0.0f;
     /* D (n_direct, m) = G^T (n_direct, n_L) s (n_L, m) */
     fa_gemm(1, 0, nd, m, nL, 1.0f, net->fb[rule], nL, s, nL, 0.0f, net->dstack, nd);
     /* Independent per layer: nothing below reads another layer's error. */
@@ -143,8 +258,8 @@ static float direct_errors(fa_net *net, int32_t rule, const float *x, int32_t ld
         float *db = grad + ly->b_off;
         memset(db, 0, (size_t)ly->w_rows * sizeof *db);
         if (pix == 1) {
-            ly->dmax = fa_delta_finish(ly->act, slope, with_deriv, src, nd, ly->z,
-                                       pass_mask(ly), ly->delta, ly->out_c, m, db);
+            ly->dmax = par_finish(net, ly->act, slope, with_deriv, src, nd, ly->z,
+                                  pass_mask(ly), ly->delta, ly->out_c, m, db);
         } else {
             /* an image layer's rows of D are its (out_c, pixels) blocks,
              * one per sample, nd apart */
@@ -159,14 +274,13 @@ static float direct_errors(fa_net *net, int32_t rule, const float *x, int32_t ld
                                                   ly->out_c, pix, db));
             }
         }
-        gmax = fmaxf2(gmax, weight_grad(net, l, x, ldx, xmax, ly->delta, ly->dmax, m, grad));
+        ly->has_err = 1;
     }
-    return gmax;
 }
 
-float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
-                      const float *t, int32_t ldt, int32_t batch, int train, float *grad,
-                      double *loss)
+float fa_compute_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
+                        const float *t, int32_t ldt, int32_t batch, int train, float *grad,
+                        double *loss)
 {
     const fa_rule_desc *r = fa_rule_table[rule];
     const int32_t L = net->n_layers, nL = net->sizes[L];
@@ -182,39 +296,171 @@ float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, fl
     /* e = dL/dA_L = dL/dY .* f_L'(A_L); the loss divides by the batch */
     *loss = fa_loss_compute(net->loss, out->z, nL, t, ldt, nL, batch, net->e, nL);
     memset(grad + out->b_off, 0, (size_t)out->w_rows * sizeof *grad);
-    out->dmax = fa_delta_finish(out->act, (float)net->hp[FA_HP_LEAKY_SLOPE], 1, net->e,
-                                out->out_c, out->z, NULL, net->e, out->out_c,
-                                fa_layer_cols(out, batch), grad + out->b_off);
-    float gmax = weight_grad(net, L, x, ldx, xmax, net->e, out->dmax, batch, grad);
-    if (L == 1)
-        return gmax;
-    switch (r->hidden) {
-    case FA_HIDDEN_DIRECT:
-        return fmaxf2(gmax, direct_errors(net, rule, x, ldx, xmax, t, ldt, batch, grad));
-    case FA_HIDDEN_NONE:
-        /* the hidden layers' parameters all come before the last layer's */
-        memset(grad, 0, (size_t)out->w_off * sizeof *grad);
-        return gmax;
-    default:
-        return fmaxf2(gmax, chain_errors(net, rule, x, ldx, xmax, batch, grad));
+    out->dmax = par_finish(net, out->act, (float)net->hp[FA_HP_LEAKY_SLOPE], 1, net->e,
+                           out->out_c, out->z, NULL, net->e, out->out_c,
+                           fa_layer_cols(out, batch), grad + out->b_off);
+    for (int32_t l = 1; l < L; l++)
+        net->layers[l].has_err = 0;
+    out->has_err = 1;
+    if (L > 1) {
+        switch (r->hidden) {
+        case FA_HIDDEN_DIRECT:
+            direct_errors(net, rule, t, ldt, batch, grad);
+            break;
+        case FA_HIDDEN_NONE:
+            /* the hidden layers' parameters all come before the last layer's */
+            memset(grad, 0, (size_t)out->w_off * sizeof *grad);
+            break;
+        default:
+            chain_errors(net, rule, batch, grad);
+            break;
+        }
     }
+    float gmax = 0.0f;
+    for (int32_t l = 1; l <= L; l++)
+        if (net->layers[l].has_err)
+            gmax = fmaxf2(gmax, grad_bound(net, l, xmax, batch));
+    return gmax;
+}
+
+/* dW_l of one layer into dst's W block. */
+static void layer_weight_grad(const fa_net *net, int32_t l, const float *x, int32_t ldx,
+                              int32_t batch, float alpha, float beta, float *dst)
+{
+    const fa_layer *ly = &net->layers[l];
+    int32_t ldin;
+    const float *in = layer_input(net, l, x, ldx, &ldin);
+    ly->ops->weight_grad(ly, in, ldin, ly->col, layer_error(net, l), batch, alpha, beta,
+                         dst + ly->w_off);
+}
+
+typedef struct wg_job {
+    fa_net *net;
+    const float *x;
+    int32_t ldx, batch;
+    float alpha, beta;
+    float *dst;
+} wg_job;
+
+static void wg_part(void *ctx, int32_t part, int32_t nparts)
+{
+    wg_job *j = ctx;
+    (void)nparts;
+    for (int32_t l = 1; l <= j->net->n_layers; l++)
+        if (j->net->layers[l].has_err && j->net->layers[l].part == part)
+            layer_weight_grad(j->net, l, j->x, j->ldx, j->batch, j->alpha, j->beta, j->dst);
+}
+
+/* Assign the layers' weight GEMMs to `parts` threads, each layer to the
+ * least loaded so far (by its multiply-adds).  Worth it when the loads come
+ * out even: then each thread runs its GEMMs on one core, which for the
+ * small GEMMs of a deep narrow network beats giving every GEMM all threads
+ * in turn (OpenBLAS's threads synchronise per call).  For one dominant
+ * layer (a wide network) it is not, and OpenBLAS threads each GEMM. */
+static int plan_layers(fa_net *net, int32_t parts, int32_t batch)
+{
+    double load[FA_MAX_THREADS] = {0}, total = 0;
+    for (int32_t l = 1; l <= net->n_layers; l++) {
+        fa_layer *ly = &net->layers[l];
+        if (!ly->has_err)
+            continue;
+        const double cost = (double)ly->w_rows * ly->w_cols * (double)fa_layer_cols(ly, batch);
+        int32_t best = 0;
+        for (int32_t k = 1; k < parts; k++)
+            best = load[k] < load[best] ? k : best;
+        ly->part = best;
+        load[best] += cost;
+        total += cost;
+    }
+    double worst = 0;
+    for (int32_t k = 0; k < parts; k++)
+        worst = load[k] > worst ? load[k] : worst;
+    return worst <= 1.15 * total / parts;
+}
+
+void fa_weight_grads(fa_net *net, const float *x, int32_t ldx, int32_t batch, float alpha,
+                     float beta, float *dst)
+{
+    const int32_t parts = net->nthreads;
+    if (parts > 1 && net->layer_parallel != FA_LAYER_PARALLEL_NEVER &&
+        (plan_layers(net, parts, batch) || net->layer_parallel == FA_LAYER_PARALLEL_ALWAYS)) {
+        wg_job j = {net, x, ldx, batch, alpha, beta, dst};
+        /* each thread's GEMMs on its own core: OpenBLAS single-threaded for
+         * the duration (its thread count is process-wide; restored after) */
+        fa_blas_set_threads(1);
+        fa_pool_run(net, parts, wg_part, &j);
+        fa_blas_set_threads(parts);
+        return;
+    }
+    for (int32_t l = 1; l <= net->n_layers; l++)
+        if (net->layers[l].has_err)
+            layer_weight_grad(net, l, x, ldx, batch, alpha, beta, dst);
+}
+
+float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,
+                      const float *t, int32_t ldt, int32_t batch, int train, float *grad,
+                      double *loss)
+{
+    float gmax = fa_compute_errors(net, rule, x, ldx, xmax, t, ldt, batch, train, grad, loss);
+    fa_weight_grads(net, x, ldx, batch, 1.0f, 0.0f, grad);
+    return gmax;
+}
+
+/* The bounds check every applied step starts with; nothing is written. */
+static int check_step(fa_net *net, float gmax, fa_step_bounds *b, const char *fn)
+{
+    const fa_rule_desc *r = fa_rule_table[net->rule];
+    if (!fa_optimizer_bounds(net, gmax, b))
+        return fa_fail(FA_ERR_NONFINITE, fn, "the optimiser step could leave the float range "
+                       "(max |update| %g, max |parameter| %g, learning rate %g); nothing was "
+                       "changed", (double)gmax, b->p_old, net->hp[FA_HP_LR]);
+    return r->check_commit ? r->check_commit(net, b, fn) : FA_OK;
 }
 
 int fa_apply_step(fa_net *net, const float *grad, float gmax, const char *fn)
 {
     const fa_rule_desc *r = fa_rule_table[net->rule];
     fa_step_bounds b;
-    if (!fa_optimizer_bounds(net, gmax, &b))
-        return fa_fail(FA_ERR_NONFINITE, fn, "the optimiser step could leave the float range "
-                       "(max |update| %g, max |parameter| %g, learning rate %g); nothing was "
-                       "changed", (double)gmax, b.p_old, net->hp[FA_HP_LR]);
-    int rc = r->check_commit ? r->check_commit(net, &b, fn) : FA_OK;
+    int rc = check_step(net, gmax, &b, fn);
     if (rc)
         return rc;
     /* from here on nothing can fail */
     if (r->before_commit)
         r->before_commit(net);
     fa_optimizer_commit(net, grad);
+    if (r->after_commit)
+        r->after_commit(net);
+    return FA_OK;
+}
+
+/* Plain SGD applied inside the weight GEMMs: W <- (1 - lr wd) W - lr dW is
+ * one GEMM with alpha = -lr and beta = 1 - lr wd, so a train_step under
+ * SGD needs neither the update buffer nor a pass over the parameters (the
+ * biases, from the bias gradients the error passes summed, are a pass over
+ * n_l values per layer).  The same arithmetic as the optimiser's SGD up to
+ * the rounding of the fused product. */
+static int commit_sgd_fused(fa_net *net, const float *x, int32_t ldx, int32_t batch,
+                            float gmax, const char *fn)
+{
+    const fa_rule_desc *r = fa_rule_table[net->rule];
+    fa_step_bounds b;
+    int rc = check_step(net, gmax, &b, fn);
+    if (rc)
+        return rc;
+    const float lr = (float)net->hp[FA_HP_LR], wd = (float)net->hp[FA_HP_WEIGHT_DECAY];
+    if (r->before_commit)
+        r->before_commit(net);
+    fa_weight_grads(net, x, ldx, batch, -lr, 1.0f - lr * wd, net->params);
+    for (int32_t l = 1; l <= net->n_layers; l++) {
+        const fa_layer *ly = &net->layers[l];
+        if (!ly->has_err)
+            continue;
+        float *bias = net->params + ly->b_off;
+        const float *db = net->grad + ly->b_off;
+        for (int32_t i = 0; i < ly->w_rows; i++)
+            bias[i] -= lr * db[i];
+    }
+    fa_optimizer_fused_done(net, &b);
     if (r->after_commit)
         r->after_commit(net);
     return FA_OK;
@@ -302,6 +548,7 @@ static int infer(fa_net *net, const float *x, int32_t ldx, float xmax, int32_t b
     if (rc)
         return rc;
     const int32_t L = net->n_layers, nL = net->sizes[L];
+    start_threads(net);
     fa_forward_pass(net, x, ldx, batch, xmax, 0);
     return check_finite(net->layers[L].z, "the network output (huge parameters?)", nL, nL,
                         batch, NULL, fn);
@@ -347,28 +594,35 @@ FA_API int fa_net_loss(fa_net *net, const float *x, int32_t ldx, const float *t,
     return FA_OK;
 }
 
-/* Forward + rule into grad, with the checks every training entry point
- * shares; *gmax receives max |grad| or a bound on it.  Nothing but the
- * workspace, grad and the dropout stream is written, and a failure puts
- * the stream back. */
-static int update_into(fa_net *net, const float *x, int32_t ldx, float xmax, const float *t,
+/* Forward, loss and the rule's errors (bias gradients into grad), with the
+ * checks every training entry point shares; *gmax receives a bound on
+ * max |update|.  Nothing but the workspace, grad and the dropout stream is
+ * written; a failure puts the stream back as *saved had it. */
+static int errors_into(fa_net *net, const float *x, int32_t ldx, float xmax, const float *t,
                        int32_t ldt, int32_t batch, float *grad, double *loss, float *gmax,
-                       const char *fn)
+                       fa_rng *saved, const char *fn)
 {
     int rc = fa_net_ensure_workspace(net, batch, fn);
     if (rc || (rc = fa_feedback_ensure(net, net->rule, fn)))
         return rc;
-    const fa_rng saved = net->rng_drop;
-    *gmax = fa_compute_grad(net, net->rule, x, ldx, xmax, t, ldt, batch, 1, grad, loss);
-    if ((rc = check_loss(*loss, fn))) {
-        net->rng_drop = saved;
-        return rc;
-    }
+    start_threads(net);
+    *saved = net->rng_drop;
+    *gmax = fa_compute_errors(net, net->rule, x, ldx, xmax, t, ldt, batch, 1, grad, loss);
+    if ((rc = check_loss(*loss, fn)))
+        net->rng_drop = *saved;
+    return rc;
+}
+
+/* The weight gradients into grad after errors_into; when the cheap bound
+ * says nothing (non-finite values), the update itself is looked at. */
+static int weights_into(fa_net *net, const float *x, int32_t ldx, int32_t batch, float *grad,
+                        float *gmax, const fa_rng *saved, const char *fn)
+{
+    fa_weight_grads(net, x, ldx, batch, 1.0f, 0.0f, grad);
     if (!((double)*gmax < FA_VALUE_LIMIT)) {
-        /* the cheap bound says nothing: look at the update itself */
         *gmax = fa_absmax(grad, net->n_params);
         if (!isfinite(*gmax)) {
-            net->rng_drop = saved;
+            net->rng_drop = *saved;
             return fa_fail(FA_ERR_NONFINITE, fn, "update entry %lld is not finite; nothing "
                            "was updated", (long long)fa_find_nonfinite(grad, net->n_params));
         }
@@ -382,13 +636,17 @@ FA_API int fa_net_train_step(fa_net *net, const float *x, int32_t ldx, const flo
     static const char fn[] = "fa_net_train_step";
     double l = 0;
     float gmax = 0, xmax = 0;
+    fa_rng saved;
     int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, &xmax, fn);
-    if (rc)
+    if (rc || (rc = errors_into(net, x, ldx, xmax, t, ldt, batch, net->grad, &l, &gmax, &saved,
+                                fn)))
         return rc;
-    const fa_rng saved = net->rng_drop;
-    if ((rc = update_into(net, x, ldx, xmax, t, ldt, batch, net->grad, &l, &gmax, fn)))
-        return rc;
-    if ((rc = fa_apply_step(net, net->grad, gmax, fn))) {
+    if (net->optimizer == FA_OPT_SGD && (double)gmax < FA_VALUE_LIMIT) {
+        rc = commit_sgd_fused(net, x, ldx, batch, gmax, fn);
+    } else if ((rc = weights_into(net, x, ldx, batch, net->grad, &gmax, &saved, fn)) == FA_OK) {
+        rc = fa_apply_step(net, net->grad, gmax, fn);
+    }
+    if (rc) {
         net->rng_drop = saved;
         return rc;
     }
@@ -403,9 +661,11 @@ FA_API int fa_net_compute_update(fa_net *net, const float *x, int32_t ldx, const
     static const char fn[] = "fa_net_compute_update";
     double l = 0;
     float gmax = 0, xmax = 0;
+    fa_rng saved;
     int rc = check_batch_io(net, x, ldx, t, ldt, 1, batch, &xmax, fn);
     if (rc || (rc = fa_check_flat(net, grad, "grad", n, 0, fn)) ||
-        (rc = update_into(net, x, ldx, xmax, t, ldt, batch, grad, &l, &gmax, fn)))
+        (rc = errors_into(net, x, ldx, xmax, t, ldt, batch, grad, &l, &gmax, &saved, fn)) ||
+        (rc = weights_into(net, x, ldx, batch, grad, &gmax, &saved, fn)))
         return rc;
     if (loss)
         *loss = (float)l;
@@ -424,6 +684,7 @@ FA_API int fa_net_apply_update(fa_net *net, const float *grad, int64_t n)
                        (long long)fa_find_nonfinite(grad, n));
     if ((rc = fa_feedback_ensure(net, net->rule, fn)))
         return rc;
+    start_threads(net);
     return fa_apply_step(net, grad, gmax, fn);
 }
 
@@ -450,6 +711,7 @@ FA_API int fa_net_alignment(fa_net *net, const float *x, int32_t ldx, const floa
     if ((rc = fa_net_ensure_workspace(net, batch, fn)) ||
         (rc = fa_feedback_ensure(net, net->rule, fn)))
         return rc;
+    start_threads(net);
     if (!net->grad_aux && !(net->grad_aux = fa_alloc_floats(net->n_params)))
         return fa_fail(FA_ERR_NOMEM, fn, "out of memory for a second gradient");
     double loss = 0;

@@ -9,6 +9,14 @@ Regenerate with:
 Every input written to the header (weights, feedback, data, targets) is a
 multiple of 1/64 or 1/32 and small, so it is exactly representable as a float:
 the C tests feed the library exactly the numbers used here.
+
+Two families of networks: CASES (test_net.c: BP, FA, DFA, optimisers) and
+RULE_CASES (test_rule_steps.c: one step of every rule of the fa_rule doc
+block -- USF, BRSF, FRSF, KP, WM, DRTP, SDFA, SHALLOW next to BP, FA, DFA --
+and KP's applied step under SGD and Adam).  The script also asserts the
+identities the header states (KP's difference decays by 1 - k whatever the
+optimiser; with SGD and k = lr * wd it is Akrout et al.'s rule; the last
+layer learns alike under every rule; SHALLOW's hidden update is zero).
 """
 
 import math
@@ -20,6 +28,15 @@ import numpy as np
 ACT_IDENTITY, ACT_TANH, ACT_SIGMOID, ACT_RELU, ACT_LEAKY = 0, 1, 2, 3, 4
 LOSS_MSE, LOSS_SOFTMAX_CE, LOSS_SIGMOID_BCE = 0, 1, 2
 RULE_BP, RULE_FA, RULE_DFA = 0, 1, 2
+RULE_USF, RULE_BRSF, RULE_FRSF, RULE_KP, RULE_WM = 3, 4, 5, 6, 7
+RULE_DRTP, RULE_SDFA, RULE_SHALLOW = 8, 9, 10
+N_RULES = 11
+RULE_NAMES = ["bp", "fa", "dfa", "usf", "brsf", "frsf", "kp", "wm", "drtp",
+              "sdfa", "shallow"]
+# fa_rule_info's feedback kinds (fa_feedback_kind), from the header.
+FB_NONE, FB_LAYER, FB_DIRECT = 0, 1, 2
+RULE_KIND = [FB_NONE, FB_LAYER, FB_DIRECT, FB_LAYER, FB_LAYER, FB_LAYER,
+             FB_LAYER, FB_LAYER, FB_DIRECT, FB_DIRECT, FB_NONE]
 OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM, OPT_RMSPROP = 0, 1, 2, 3, 4
 
 LEAKY_SLOPE = 0.01  # the documented default of FA_HP_LEAKY_SLOPE
@@ -339,6 +356,233 @@ CASES = [
 ]
 
 
+# ------------------------------------------------- the whole rule family
+
+# Hyperparameters of the rule cases.  KP's decay k is 1/8 so that the
+# decay term is far from rounding noise; the third KP variant takes
+# k = lr * wd, where the header says KP is exactly Akrout et al.'s rule.
+KP_DECAY = 0.125
+KP_VARIANTS = [  # (optimiser, lr, weight decay, k)
+    (OPT_SGD, LR1, WD, KP_DECAY),
+    (OPT_ADAM, LR1, WD, KP_DECAY),
+    (OPT_SGD, LR1, WD, LR1 * WD),
+]
+
+
+def usf_scale(sizes, l):
+    """s_l = sqrt(2 / (fan_in + fan_out)) of dense layer l (the header)."""
+    return math.sqrt(2.0 / (sizes[l - 1] + sizes[l]))
+
+
+def rule_update(net, flat, x, t, rule, mags=None, stored=None, direct=None):
+    """The flat update of any rule, from the fa_rule doc block:
+    delta_L = e = dL/dA_L, dW_l = delta_l H_{l-1}^T, db_l = delta_l 1, and
+    the hidden errors
+      BP       (W_{l+1}^T delta_{l+1}) .* f'(A_l)
+      FA/KP/WM (B_{l+1}^T delta_{l+1}) .* f'(A_l), B = stored[l+1]
+      USF      B_{l+1} = s_{l+1} sign(W_{l+1})
+      BRSF/FRSF B_{l+1} = |M_{l+1}| .* sign(W_{l+1}), M = mags[l+1]
+      DFA      (G_l^T e) .* f'(A_l), G = direct[l]
+      DRTP     (G_l^T T / m) .* f'(A_l)
+      SDFA     (G_l^T sign(e) / m) .* f'(A_l)
+      SHALLOW  0
+    mags, stored: {l: (n_l, n_{l-1})} for l = 2..L; direct: {l: (n_L, n_l)}
+    for l = 1..L-1.  Returns (flat update, loss, e)."""
+    ws, hs, As = net.forward(flat, x)
+    L = net.L
+    m = x.shape[1]
+    value, dy = loss_eval(net.loss, hs[-1], t)
+    if net.loss == LOSS_MSE:
+        e = dy * act_df(net.acts[L - 1], As[L - 1])
+    else:
+        assert net.acts[L - 1] == ACT_IDENTITY
+        e = dy
+    deltas = [None] * (L + 1)
+    deltas[L] = e
+    chain = {RULE_BP: lambda l: ws[l - 1],
+             RULE_FA: lambda l: stored[l],
+             RULE_KP: lambda l: stored[l],
+             RULE_WM: lambda l: stored[l],
+             RULE_USF: lambda l: usf_scale(net.sizes, l) * np.sign(ws[l - 1]),
+             RULE_BRSF: lambda l: np.abs(mags[l]) * np.sign(ws[l - 1]),
+             RULE_FRSF: lambda l: np.abs(mags[l]) * np.sign(ws[l - 1])}
+    signal = {RULE_DFA: e, RULE_DRTP: t / m, RULE_SDFA: np.sign(e) / m}
+    for l in range(L - 1, 0, -1):
+        dfl = act_df(net.acts[l - 1], As[l - 1])
+        if rule in chain:
+            deltas[l] = (chain[rule](l + 1).T @ deltas[l + 1]) * dfl
+        elif rule in signal:
+            deltas[l] = (direct[l].T @ signal[rule]) * dfl
+        else:
+            assert rule == RULE_SHALLOW
+            deltas[l] = np.zeros_like(As[l - 1])
+    dws = [deltas[l] @ hs[l - 1].T for l in range(1, L + 1)]
+    dbs = [np.sum(deltas[l], axis=1, keepdims=True) for l in range(1, L + 1)]
+    return Net.flatten(dws, dbs), value, e
+
+
+def one_step(kind, p, g, lr, wd, mask):
+    """One optimiser step from a fresh state, weight decay on weights."""
+    return Opt(kind, len(p)).step(p, g + wd * p * mask, lr)
+
+
+def clear_or_zero(g, what):
+    """Adam divides by |g|: each entry exactly zero or clearly not."""
+    nz = np.abs(g[g != 0])
+    assert nz.size == 0 or np.min(nz) > 1e-6, what
+
+
+def make_rule_case(name, sizes, acts, loss, batch, seed, targets,
+                   zero_target_col=-1, zero_err=None):
+    """A net for every rule: hand-set W, b, data, and feedback of both
+    layouts: fb_layer (M_l of BRSF/FRSF, B_l of FA/KP/WM, l = 2..L) and
+    fb_direct (G_l of DFA/DRTP/SDFA, l = 1..L-1).
+    zero_target_col: a sample whose target column is set to zero (DRTP then
+    gets no hidden signal from it).  zero_err = (i, j): output row i gets
+    zero weights and the bias t[i, j], an identity output, so that
+    y[i, j] == t[i, j] exactly and e[i, j] == 0 (SDFA's sign(0) = 0)."""
+    rng = np.random.RandomState(seed)
+    net = Net(sizes, acts, loss)
+    L = net.L
+    ws = [quant(rng.uniform(-1, 1, (sizes[l], sizes[l - 1])))
+          for l in range(1, L + 1)]
+    bs = [quant(rng.uniform(-0.5, 0.5, (sizes[l], 1)))
+          for l in range(1, L + 1)]
+    x = quant(rng.uniform(-1, 1, (sizes[0], batch)), 32)
+    t = targets(rng, sizes[L], batch)
+    if zero_target_col >= 0:
+        t[:, zero_target_col] = 0.0
+    if zero_err is not None:
+        i, j = zero_err
+        assert loss == LOSS_MSE and acts[L - 1] == ACT_IDENTITY
+        ws[L - 1][i, :] = 0.0
+        bs[L - 1][i, 0] = t[i, j]
+    params = Net.flatten(ws, bs)
+    fb_layer = {l: quant(rng.uniform(-1, 1, (sizes[l], sizes[l - 1])))
+                for l in range(2, L + 1)}
+    fb_direct = {l: quant(rng.uniform(-1, 1, (sizes[L], sizes[l])))
+                 for l in range(1, L)}
+
+    _, _, As = net.forward(params, x)
+    for l in range(L):  # clear of the ReLU kinks, as in make_case
+        assert np.min(np.abs(As[l])) > 1e-3, (name, l)
+
+    c = dict(name=name, sizes=sizes, acts=acts, loss=loss, batch=batch,
+             x=x, t=t, params=params, zero_target_col=zero_target_col,
+             zero_err=zero_err if zero_err is not None else (-1, -1),
+             fb_layer=np.concatenate([fb_layer[l].flatten(order="F")
+                                      for l in range(2, L + 1)]),
+             fb_direct=np.concatenate([fb_direct[l].flatten(order="F")
+                                       for l in range(1, L)]))
+    grads, aligns, fbangles = {}, {}, {}
+    for rule in range(N_RULES):
+        g, value, e = rule_update(net, params, x, t, rule, mags=fb_layer,
+                                  stored=fb_layer, direct=fb_direct)
+        grads[rule] = g
+        if rule == RULE_BP:
+            c["loss_value"] = value
+            # SDFA's sign(e) must not hinge on rounding: every entry of e is
+            # exactly zero (the one built so) or clearly not.
+            nz = np.abs(e[e != 0])
+            assert np.min(nz) > 1e-3, name
+            if zero_err is not None:
+                assert e[zero_err] == 0.0
+                assert np.count_nonzero(e == 0) == 1
+            else:
+                assert np.all(e != 0)
+    gw = {r: net.unflatten(grads[r])[0] for r in grads}
+    for rule in range(N_RULES):
+        aligns[rule] = [angle(gw[rule][l - 1], gw[RULE_BP][l - 1])
+                        for l in range(1, L)]
+    for rule in range(N_RULES):
+        kind = RULE_KIND[rule]
+        if kind == FB_LAYER:
+            back = {RULE_FA: lambda l: fb_layer[l],
+                    RULE_KP: lambda l: fb_layer[l],
+                    RULE_WM: lambda l: fb_layer[l],
+                    RULE_USF: lambda l: usf_scale(sizes, l)
+                    * np.sign(ws[l - 1]),
+                    RULE_BRSF: lambda l: np.abs(fb_layer[l])
+                    * np.sign(ws[l - 1]),
+                    RULE_FRSF: lambda l: np.abs(fb_layer[l])
+                    * np.sign(ws[l - 1])}[rule]
+            fbangles[rule] = [angle(ws[l - 1], back(l))
+                              for l in range(2, L + 1)]
+        elif kind == FB_DIRECT:
+            fd = []
+            for l in range(1, L):
+                prod = ws[L - 1]
+                for k in range(L - 1, l, -1):
+                    prod = prod @ ws[k - 1]
+                fd.append(angle(prod, fb_direct[l]))
+            fbangles[rule] = fd
+    # The rules' defining identities, checked on the numbers written out.
+    n_hidden = sum(sizes[l] * sizes[l - 1] + sizes[l] for l in range(1, L))
+    out = slice(n_hidden, len(params))
+    for rule in range(N_RULES):  # the last layer always learns from e
+        assert np.array_equal(grads[rule][out], grads[RULE_BP][out])
+    assert np.all(grads[RULE_SHALLOW][:n_hidden] == 0.0)
+    assert np.array_equal(grads[RULE_BRSF], grads[RULE_FRSF])
+    assert np.array_equal(grads[RULE_KP], grads[RULE_FA])
+    assert np.array_equal(grads[RULE_WM], grads[RULE_FA])
+    for rule in (RULE_USF, RULE_BRSF, RULE_DRTP, RULE_SDFA):
+        assert np.max(np.abs(grads[rule][:n_hidden] - grads[RULE_BP][:n_hidden])) > 1e-3
+    c.update(grads=grads, aligns=aligns, fbangles=fbangles)
+    c["usf_fb"] = np.concatenate([(usf_scale(sizes, l) * np.sign(ws[l - 1]))
+                                  .flatten(order="F") for l in range(2, L + 1)])
+
+    # One applied BRSF step (SGD, KA_LR1): the update uses the M set by hand;
+    # M is redrawn only afterwards.
+    c["sgd_brsf"] = params - LR1 * grads[RULE_BRSF]
+
+    # One applied KP step per variant: W by the optimiser (its weight decay
+    # included), then B <- B + (W_new - W_old) - k (B - W_old).
+    mask = net.weight_mask()
+    kp_p, kp_b = [], []
+    for kind, lr, wd, k in KP_VARIANTS:
+        g = grads[RULE_KP]
+        if kind == OPT_ADAM:
+            clear_or_zero(g + wd * params * mask, (name, "kp adam"))
+        p1 = one_step(kind, params, g, lr, wd, mask)
+        w0, _ = net.unflatten(params)
+        w1, _ = net.unflatten(p1)
+        b1 = {l: fb_layer[l] + (w1[l - 1] - w0[l - 1])
+              - k * (fb_layer[l] - w0[l - 1]) for l in range(2, L + 1)}
+        for l in range(2, L + 1):
+            # B_new - W_new = (1 - k)(B_old - W_old), whatever the optimiser
+            assert np.allclose(b1[l] - w1[l - 1],
+                               (1 - k) * (fb_layer[l] - w0[l - 1]),
+                               rtol=0, atol=1e-12)
+            if kind == OPT_SGD and k == lr * wd:
+                # Akrout et al.: B takes -lr delta H^T and decays by lr wd
+                gw_l = net.unflatten(g)[0][l - 1]
+                akrout = fb_layer[l] - lr * gw_l - lr * wd * fb_layer[l]
+                assert np.allclose(b1[l], akrout, rtol=0, atol=1e-12)
+        kp_p.append(p1)
+        kp_b.append(np.concatenate([b1[l].flatten(order="F")
+                                    for l in range(2, L + 1)]))
+    c["kp_params"], c["kp_fb"] = kp_p, kp_b
+    return c
+
+
+RULE_CASES = [
+    # Output 1 of sample 0 has error exactly 0 (SDFA), sample 2 an all-zero
+    # target (DRTP); W_2's zero row also gives sign(0) = 0 to USF/BRSF/FRSF.
+    dict(name="tanh_mse", sizes=[3, 4, 2], acts=[ACT_TANH, ACT_IDENTITY],
+         loss=LOSS_MSE, batch=3, seed=21, targets=real, zero_target_col=2,
+         zero_err=(1, 0)),
+    # Three layers: USF's scales of two layers, KP's B_2 and B_3, DRTP and
+    # SDFA with two G_l; one-hot targets.
+    dict(name="sigmoid_relu_softmax", sizes=[2, 4, 3, 3],
+         acts=[ACT_SIGMOID, ACT_RELU, ACT_IDENTITY], loss=LOSS_SOFTMAX_CE,
+         batch=3, seed=8, targets=onehot),
+    # Sample 1 with all targets 0 under the sigmoid BCE.
+    dict(name="leaky_tanh_bce", sizes=[3, 5, 4, 2],
+         acts=[ACT_LEAKY, ACT_TANH, ACT_IDENTITY], loss=LOSS_SIGMOID_BCE,
+         batch=3, seed=5, targets=binary, zero_target_col=1),
+]
+
+
 # ------------------------------------------------------ losses on their own
 
 def loss_cases():
@@ -415,6 +659,83 @@ def farr(name, a, ctype="float"):
         assert np.all(a.astype(np.float32).astype(np.float64) == a), name
     vals = ", ".join("%.17g" % v for v in a)
     return "static const %s %s[%d] = {%s};\n" % (ctype, name, len(a), vals)
+
+
+def emit_rule_cases(w):
+    """The rule cases: one struct per case, arrays per rule indexed by
+    fa_rule (NULL where a rule has no such value)."""
+    w("/* The whole rule family on hand-set nets (tests/test_rule_steps.c).\n"
+      " * fb_layer is M_l for BRSF/FRSF and B_l for FA/KP/WM (l = 2..L),\n"
+      " * fb_direct G_l for DFA/DRTP/SDFA (l = 1..L-1), each column-major,\n"
+      " * back to back.  KP variants: optimiser, lr, weight decay, k. */\n")
+    w("#define KA_N_RULES %d\n#define KA_N_KP %d\n" % (N_RULES, len(KP_VARIANTS)))
+    w("static const struct { int32_t opt; double lr, wd, k; } "
+      "ka_kp_variants[KA_N_KP] = {\n")
+    for kind, lr, wd, k in KP_VARIANTS:
+        w("    { %d, %r, %r, %r },\n" % (kind, lr, wd, k))
+    w("};\n\n")
+    w("typedef struct ka_rule_case {\n"
+      "    const char *name;\n"
+      "    int32_t n_layers;\n    int32_t sizes[5];\n    int32_t acts[4];\n"
+      "    int32_t loss;\n    int32_t batch;\n"
+      "    const float *x, *t, *params; /* as ka_net_case */\n"
+      "    int64_t n_params;\n"
+      "    const float *fb_layer, *fb_direct;\n"
+      "    int64_t fb_layer_len, fb_direct_len;\n"
+      "    int32_t zero_target_col;   /* sample with t[:, j] == 0, or -1 */\n"
+      "    int32_t zero_err_row, zero_err_col; /* e[i, j] == 0 exactly, or -1 */\n"
+      "    double loss_value;\n"
+      "    const double *grad[KA_N_RULES];    /* fa_net_compute_update */\n"
+      "    const double *align[KA_N_RULES];   /* fa_net_alignment, L-1 */\n"
+      "    const double *fbangle[KA_N_RULES]; /* fa_net_feedback_angles, L-1;"
+      " NULL: no feedback */\n"
+      "    const double *usf_fb;   /* s_l sign(W_l), l = 2..L */\n"
+      "    const double *sgd_brsf; /* params after one BRSF SGD step, KA_LR1 */\n"
+      "    const double *kp_params[KA_N_KP], *kp_fb[KA_N_KP]; /* after one"
+      " KP step */\n"
+      "} ka_rule_case;\n\n")
+    entries = []
+    for spec in RULE_CASES:
+        c = make_rule_case(**spec)
+        p = "ka_rule_" + c["name"] + "_"
+        L = len(c["sizes"]) - 1
+        for key in ("x", "t", "params", "fb_layer", "fb_direct"):
+            w(farr(p + key, c[key]))
+        gr, al, fb = [], [], []
+        for r in range(N_RULES):
+            n = RULE_NAMES[r]
+            w(farr(p + "grad_" + n, c["grads"][r], "double"))
+            w(farr(p + "align_" + n, c["aligns"][r], "double"))
+            gr.append(p + "grad_" + n)
+            al.append(p + "align_" + n)
+            if r in c["fbangles"]:
+                w(farr(p + "fbangle_" + n, c["fbangles"][r], "double"))
+                fb.append(p + "fbangle_" + n)
+            else:
+                fb.append("NULL")
+        w(farr(p + "usf_fb", c["usf_fb"], "double"))
+        w(farr(p + "sgd_brsf", c["sgd_brsf"], "double"))
+        for k in range(len(KP_VARIANTS)):
+            w(farr(p + "kp%d_params" % k, c["kp_params"][k], "double"))
+            w(farr(p + "kp%d_fb" % k, c["kp_fb"][k], "double"))
+        sizes = ", ".join(str(s) for s in c["sizes"])
+        acts = ", ".join(str(a) for a in c["acts"])
+        kpp = ", ".join("%skp%d_params" % (p, k) for k in range(len(KP_VARIANTS)))
+        kpf = ", ".join("%skp%d_fb" % (p, k) for k in range(len(KP_VARIANTS)))
+        entries.append(
+            "    { \"%s\", %d, {%s}, {%s}, %d, %d, %sx, %st, %sparams, %d,\n"
+            "      %sfb_layer, %sfb_direct, %d, %d, %d, %d, %d, %.17g,\n"
+            "      {%s},\n      {%s},\n      {%s},\n"
+            "      %susf_fb, %ssgd_brsf, {%s}, {%s} },\n"
+            % (c["name"], L, sizes, acts, c["loss"], c["batch"], p, p, p,
+               len(c["params"]), p, p, len(c["fb_layer"]), len(c["fb_direct"]),
+               c["zero_target_col"], c["zero_err"][0], c["zero_err"][1],
+               c["loss_value"], ", ".join(gr), ", ".join(al), ", ".join(fb),
+               p, p, kpp, kpf))
+        w("\n")
+    w("static const ka_rule_case ka_rule_cases[] = {\n")
+    w("".join(entries))
+    w("};\n#define KA_N_RULE_CASES %d\n\n" % len(entries))
 
 
 def main():
@@ -512,6 +833,7 @@ def main():
                          for v in xoshiro256ss(seed, RNG_COUNT))
         w("    { UINT64_C(0x%016x), { %s } },\n" % (seed, vals))
     w("};\n#define KA_N_RNG_CASES %d\n\n" % len(RNG_SEEDS))
+    emit_rule_cases(w)
     w("#endif /* KNOWN_ANSWERS_H */\n")
 
 

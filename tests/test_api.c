@@ -556,6 +556,423 @@ START_TEST(test_enum_values)
 }
 END_TEST
 
+/* ------------------------------------------------------- images and clone */
+
+START_TEST(test_images)
+{
+    fa_net *net = make();
+    fa_net *out = (fa_net *)&out;
+    int64_t need = -1, need2 = -1;
+    unsigned char small[16];
+    TU_OK(fa_net_set_rule(net, FA_RULE_KP));
+    TU_OK(fa_net_set_optimizer(net, FA_OPT_ADAM));
+    state s = snap(net);
+
+    EXPECT(FA_ERR_NULL, fa_net_save_image(NULL, NULL, 0, &need));
+    EXPECT(FA_ERR_NULL, fa_net_save_image(net, NULL, 16, &need));
+    EXPECT(FA_ERR_SIZE, fa_net_save_image(net, small, (int64_t)sizeof small, &need2));
+    EXPECT(FA_ERR_SIZE, fa_net_save_image(net, small, -1, NULL));
+    TU_OK(fa_net_save_image(net, NULL, 0, NULL));
+    TU_OK(fa_net_save_image(net, NULL, 0, &need));
+    ck_assert_int_gt(need, (int64_t)sizeof small);
+    unsigned char *img = malloc((size_t)need), *img2 = malloc((size_t)need);
+    ck_assert(img && img2);
+    TU_OK(fa_net_save_image(net, img, need, &need2));
+    ck_assert_int_eq(need2, need);
+    /* an image is deterministic: the same network, the same bytes */
+    TU_OK(fa_net_save_image(net, img2, need, NULL));
+    ck_assert(memcmp(img, img2, (size_t)need) == 0);
+
+    EXPECT(FA_ERR_NULL, fa_net_load_image(NULL, img, need));
+    EXPECT(FA_ERR_NULL, fa_net_load_image(&out, NULL, need));
+    ck_assert_ptr_null(out);
+    out = (fa_net *)&out;
+    EXPECT(FA_ERR_SIZE, fa_net_load_image(&out, img, -1));
+    ck_assert_ptr_null(out);
+    out = (fa_net *)&out;
+    EXPECT(FA_ERR_FORMAT, fa_net_load_image(&out, img, 0));
+    ck_assert_ptr_null(out);
+    EXPECT(FA_ERR_FORMAT, fa_net_load_image(&out, img, need - 1));
+    EXPECT(FA_ERR_FORMAT, fa_net_load_image(&out, "not a model image", 17));
+    img2[need / 2] ^= 0x40;
+    EXPECT(FA_ERR_FORMAT, fa_net_load_image(&out, img2, need));
+    ck_assert_ptr_null(out);
+
+    TU_OK(fa_net_load_image(&out, img, need));
+    ck_assert_ptr_nonnull(out);
+    assert_unchanged(out, &s);
+    TU_OK(fa_net_save_image(out, img2, need, NULL));
+    ck_assert(memcmp(img, img2, (size_t)need) == 0);
+    assert_unchanged(net, &s);
+    fa_net_free(out);
+    free(img);
+    free(img2);
+    fa_net_free(net);
+}
+END_TEST
+
+START_TEST(test_clone)
+{
+    fa_net *net = make(), *copy = (fa_net *)&copy;
+    float x[4 * B], t[2 * B];
+    for (int k = 0; k < 4 * B; k++)
+        x[k] = 0.1f * (float)(k % 5);
+    for (int k = 0; k < 2 * B; k++)
+        t[k] = (float)(k % 2);
+    EXPECT(FA_ERR_NULL, fa_net_clone(NULL, net));
+    EXPECT(FA_ERR_NULL, fa_net_clone(&copy, NULL));
+    ck_assert_ptr_null(copy);
+
+    TU_OK(fa_net_set_dropout(net, 1, 0.3));
+    TU_OK(fa_net_train_step(net, x, 4, t, 2, B, NULL));
+    state s = snap(net);
+    TU_OK(fa_net_clone(&copy, net));
+    ck_assert_ptr_nonnull(copy);
+    assert_unchanged(copy, &s);
+    /* independent: training the copy leaves the original as it was */
+    TU_OK(fa_net_train_step(copy, x, 4, t, 2, B, NULL));
+    assert_unchanged(net, &s);
+    /* and alike: the same step on the original gives the same network */
+    TU_OK(fa_net_train_step(net, x, 4, t, 2, B, NULL));
+    state a = snap(net), b = snap(copy);
+    ck_assert(memcmp(&a, &b, sizeof a) == 0);
+    fa_net_free(net);
+    TU_OK(fa_net_train_step(copy, x, 4, t, 2, B, NULL));
+    fa_net_free(copy);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ specs */
+
+static int32_t spec_layers(const fa_spec *spec)
+{
+    int32_t n = -1;
+    TU_OK(fa_spec_num_layers(spec, &n));
+    return n;
+}
+
+START_TEST(test_spec_builder)
+{
+    fa_spec *spec = (fa_spec *)&spec;
+    int32_t n, v[7];
+    EXPECT(FA_ERR_NULL, fa_spec_create(NULL, 1, 5, 5));
+    EXPECT(FA_ERR_SIZE, fa_spec_create(&spec, 0, 5, 5));
+    ck_assert_ptr_null(spec);
+    spec = (fa_spec *)&spec;
+    EXPECT(FA_ERR_SIZE, fa_spec_create(&spec, 1, -1, 5));
+    ck_assert_ptr_null(spec);
+    EXPECT(FA_ERR_SIZE, fa_spec_create(&spec, 1, 5, 0));
+    EXPECT(FA_ERR_SIZE, fa_spec_create(&spec, INT32_MAX, 2, 1)); /* > 2^31-1 features */
+    fa_spec_free(NULL); /* a no-op */
+
+    TU_OK(fa_spec_create(&spec, 1, 5, 5));
+    EXPECT(FA_ERR_NULL, fa_spec_add_dense(NULL, 3, FA_ACT_TANH));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_dense(spec, 0, FA_ACT_TANH));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_dense(spec, -3, FA_ACT_TANH));
+    EXPECT(FA_ERR_ARG, fa_spec_add_dense(spec, 3, 5));
+    EXPECT(FA_ERR_ARG, fa_spec_add_dense(spec, 3, -1));
+    EXPECT(FA_ERR_NULL, fa_spec_add_conv2d(NULL, 2, 3, 3, 1, 0, FA_ACT_RELU));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_conv2d(spec, 0, 3, 3, 1, 0, FA_ACT_RELU));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_conv2d(spec, 2, 0, 3, 1, 0, FA_ACT_RELU));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_conv2d(spec, 2, 3, 3, 0, 0, FA_ACT_RELU));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_conv2d(spec, 2, 3, 3, 1, -1, FA_ACT_RELU));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_conv2d(spec, 2, 3, 3, 1, 3, FA_ACT_RELU)); /* pad >= k */
+    EXPECT(FA_ERR_SIZE, fa_spec_add_conv2d(spec, 2, 6, 6, 1, 0, FA_ACT_RELU)); /* > 5x5 */
+    EXPECT(FA_ERR_SIZE, fa_spec_add_conv2d(spec, 2, 2, 2, 2, 0, FA_ACT_RELU)); /* 3/2 */
+    EXPECT(FA_ERR_ARG, fa_spec_add_conv2d(spec, 2, 3, 3, 1, 0, 9));
+    EXPECT(FA_ERR_NULL, fa_spec_add_pool(NULL, FA_LAYER_MAXPOOL, 2, 0));
+    EXPECT(FA_ERR_ARG, fa_spec_add_pool(spec, FA_LAYER_DENSE, 2, 0));
+    EXPECT(FA_ERR_ARG, fa_spec_add_pool(spec, FA_LAYER_CONV2D, 2, 0));
+    EXPECT(FA_ERR_ARG, fa_spec_add_pool(spec, 4, 2, 0));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_pool(spec, FA_LAYER_MAXPOOL, 0, 0));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_pool(spec, FA_LAYER_AVGPOOL, 2, -1));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_pool(spec, FA_LAYER_AVGPOOL, 6, 0));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_pool(spec, FA_LAYER_MAXPOOL, 2, 0)); /* 5 = 2+2+1 */
+    ck_assert_int_eq(spec_layers(spec), 0); /* nothing was added */
+
+    TU_OK(fa_spec_add_conv2d(spec, 2, 3, 3, 1, 1, FA_ACT_RELU)); /* 2x5x5 */
+    TU_OK(fa_spec_add_pool(spec, FA_LAYER_MAXPOOL, 3, 2));       /* 2x2x2 */
+    TU_OK(fa_spec_add_dense(spec, 3, FA_ACT_IDENTITY));
+    ck_assert_int_eq(spec_layers(spec), 3);
+
+    EXPECT(FA_ERR_NULL, fa_spec_num_layers(NULL, &n));
+    EXPECT(FA_ERR_NULL, fa_spec_num_layers(spec, NULL));
+    EXPECT(FA_ERR_NULL, fa_spec_layer(NULL, 1, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]));
+    EXPECT(FA_ERR_ARG, fa_spec_layer(spec, 0, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]));
+    EXPECT(FA_ERR_ARG, fa_spec_layer(spec, 4, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]));
+    TU_OK(fa_spec_layer(spec, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL));
+    TU_OK(fa_spec_layer(spec, 2, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]));
+    const int32_t pool2[7] = {FA_LAYER_MAXPOOL, 0, 3, 3, 2, 0, FA_ACT_IDENTITY};
+    ck_assert(memcmp(v, pool2, sizeof pool2) == 0);
+    EXPECT(FA_ERR_NULL, fa_spec_shape(NULL, 0, &v[0], &v[1], &v[2]));
+    EXPECT(FA_ERR_ARG, fa_spec_shape(spec, -1, &v[0], &v[1], &v[2]));
+    EXPECT(FA_ERR_ARG, fa_spec_shape(spec, 4, &v[0], &v[1], &v[2]));
+    TU_OK(fa_spec_shape(spec, 0, NULL, NULL, NULL));
+    TU_OK(fa_spec_shape(spec, 2, &v[0], &v[1], &v[2]));
+    ck_assert(v[0] == 2 && v[1] == 2 && v[2] == 2);
+    fa_spec_free(spec);
+
+    /* a parameter count beyond 2^40 is refused before anything is sized */
+    TU_OK(fa_spec_create(&spec, 1 << 20, 1, 1));
+    EXPECT(FA_ERR_SIZE, fa_spec_add_dense(spec, 1 << 21, FA_ACT_TANH));
+    fa_spec_free(spec);
+}
+END_TEST
+
+START_TEST(test_spec_text)
+{
+    fa_spec *spec = (fa_spec *)&spec, *again = NULL;
+    char buf[256], buf2[256];
+    int64_t need = -1;
+    EXPECT(FA_ERR_NULL, fa_spec_parse(NULL, "3-2", FA_ACT_TANH, FA_ACT_IDENTITY));
+    EXPECT(FA_ERR_NULL, fa_spec_parse(&spec, NULL, FA_ACT_TANH, FA_ACT_IDENTITY));
+    ck_assert_ptr_null(spec);
+    static const struct {
+        const char *text;
+        int status;
+    } bad[] = {
+        {"", FA_ERR_ARG},         {"3", FA_ERR_ARG}, {"3-", FA_ERR_ARG},
+        {"3--2", FA_ERR_ARG},     {"3-2-", FA_ERR_ARG},          {"-3-2", FA_ERR_ARG},
+        {"3-2:bogus", FA_ERR_ARG}, {"3-2x0", FA_ERR_ARG},        {"3-q2", FA_ERR_ARG},
+        {"1x5-2", FA_ERR_ARG},    {"3-2 ", FA_ERR_ARG},          {"3-m2:relu", FA_ERR_ARG},
+        {"3-0", FA_ERR_SIZE},     {"99999999999-2", FA_ERR_SIZE}, {"3-m2", FA_ERR_SIZE},
+        {"1x5x5-c2k7", FA_ERR_SIZE},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        prime("fa_spec_parse(");
+        spec = (fa_spec *)&spec;
+        int rc = fa_spec_parse(&spec, bad[k].text, FA_ACT_TANH, FA_ACT_IDENTITY);
+        char call[64];
+        snprintf(call, sizeof call, "fa_spec_parse(\"%s\")", bad[k].text);
+        expect_impl(rc, bad[k].status, call, primer_msg);
+        ck_assert_msg(spec == NULL, "%s left *out set", call);
+    }
+    EXPECT(FA_ERR_ARG, fa_spec_parse(&spec, "3-2", 5, FA_ACT_IDENTITY));
+    EXPECT(FA_ERR_ARG, fa_spec_parse(&spec, "3-2", FA_ACT_TANH, -1));
+
+    /* LeNet from the header; the text form writes every activation and
+     * parses back to itself */
+    TU_OK(fa_spec_parse(&spec, "1x28x28-c6k5p2-m2-c16k5-m2-c120k5-84-10", FA_ACT_TANH,
+                        FA_ACT_IDENTITY));
+    EXPECT(FA_ERR_NULL, fa_spec_format(NULL, buf, sizeof buf, &need));
+    EXPECT(FA_ERR_NULL, fa_spec_format(spec, NULL, 8, &need));
+    TU_OK(fa_spec_format(spec, NULL, 0, &need));
+    ck_assert_int_gt(need, 1);
+    memset(buf, 'Z', sizeof buf);
+    EXPECT(FA_ERR_SIZE, fa_spec_format(spec, buf, need - 1, NULL));
+    ck_assert_msg(buf[0] == '\0', "a refused fa_spec_format left \"%c...\"", buf[0]);
+    ck_assert(buf[1] == 'Z');
+    TU_OK(fa_spec_format(spec, buf, need, NULL));
+    ck_assert_int_eq((int64_t)strlen(buf) + 1, need);
+    ck_assert_str_eq(buf, "1x28x28-c6k5p2:tanh-m2-c16k5:tanh-m2-c120k5:tanh-84:tanh-10:identity");
+    TU_OK(fa_spec_parse(&again, buf, FA_ACT_RELU, FA_ACT_SIGMOID));
+    TU_OK(fa_spec_format(again, buf2, sizeof buf2, NULL));
+    ck_assert_str_eq(buf, buf2);
+    fa_spec_free(spec);
+    fa_spec_free(again);
+}
+END_TEST
+
+START_TEST(test_spec_nets)
+{
+    fa_spec *spec = NULL, *empty = NULL, *pooled = NULL, *got = (fa_spec *)&got;
+    fa_net *net = (fa_net *)&net;
+    int32_t k, r, c;
+    TU_OK(fa_spec_parse(&spec, "1x4x4-c2k3:relu-m2-3:tanh", FA_ACT_TANH, FA_ACT_IDENTITY));
+    TU_OK(fa_spec_create(&empty, 4, 1, 1));
+    TU_OK(fa_spec_parse(&pooled, "1x4x4-c2k3-m2", FA_ACT_TANH, FA_ACT_IDENTITY));
+
+    EXPECT(FA_ERR_NULL, fa_net_create_from_spec(NULL, spec, FA_LOSS_MSE, 1));
+    EXPECT(FA_ERR_NULL, fa_net_create_from_spec(&net, NULL, FA_LOSS_MSE, 1));
+    ck_assert_ptr_null(net);
+    net = (fa_net *)&net;
+    EXPECT(FA_ERR_ARG, fa_net_create_from_spec(&net, empty, FA_LOSS_MSE, 1));
+    ck_assert_ptr_null(net);
+    EXPECT(FA_ERR_ARG, fa_net_create_from_spec(&net, pooled, FA_LOSS_MSE, 1));
+    EXPECT(FA_ERR_ARG, fa_net_create_from_spec(&net, spec, FA_LOSS_SOFTMAX_CE, 1)); /* tanh */
+    EXPECT(FA_ERR_ARG, fa_net_create_from_spec(&net, spec, 3, 1));
+    ck_assert_ptr_null(net);
+
+    TU_OK(fa_net_create_from_spec(&net, spec, FA_LOSS_MSE, 1));
+    fa_spec_free(spec); /* the network does not keep it */
+    EXPECT(FA_ERR_NULL, fa_net_get_spec(NULL, &got));
+    EXPECT(FA_ERR_NULL, fa_net_get_spec(net, NULL));
+    TU_OK(fa_net_get_spec(net, &got));
+    char buf[128];
+    TU_OK(fa_spec_format(got, buf, sizeof buf, NULL));
+    ck_assert_str_eq(buf, "1x4x4-c2k3:relu-m2-3:tanh");
+    fa_spec_free(got);
+
+    EXPECT(FA_ERR_NULL, fa_net_layer_kind(NULL, 1, &k));
+    EXPECT(FA_ERR_NULL, fa_net_layer_kind(net, 1, NULL));
+    EXPECT(FA_ERR_ARG, fa_net_layer_kind(net, 0, &k));
+    EXPECT(FA_ERR_ARG, fa_net_layer_kind(net, 4, &k));
+    TU_OK(fa_net_layer_kind(net, 2, &k));
+    ck_assert_int_eq(k, FA_LAYER_MAXPOOL);
+    EXPECT(FA_ERR_NULL, fa_net_weight_shape(NULL, 1, &r, &c));
+    EXPECT(FA_ERR_NULL, fa_net_weight_shape(net, 1, NULL, &c));
+    EXPECT(FA_ERR_NULL, fa_net_weight_shape(net, 1, &r, NULL));
+    EXPECT(FA_ERR_ARG, fa_net_weight_shape(net, 4, &r, &c));
+    TU_OK(fa_net_weight_shape(net, 2, &r, &c));
+    ck_assert(r == 0 && c == 0);
+    TU_OK(fa_net_weight_shape(net, 1, &r, &c));
+    ck_assert(r == 2 && c == 9);
+    /* feedback of a pooling layer does not exist */
+    EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, FA_RULE_FA, 2, &r, &c));
+    EXPECT(FA_ERR_ARG, fa_net_feedback_shape(net, FA_RULE_DFA, 2, &r, &c));
+    EXPECT(FA_ERR_NULL, fa_net_seed_dropout(NULL, 7));
+    TU_OK(fa_net_seed_dropout(net, 7));
+    fa_net_free(net);
+    fa_spec_free(empty);
+    fa_spec_free(pooled);
+}
+END_TEST
+
+/* --------------------------------------------------------- BLAS, threads */
+
+START_TEST(test_blas_threads)
+{
+    char buf[512];
+    int32_t generic = -1;
+    EXPECT(FA_ERR_NULL, fa_blas_info(NULL, 16, &generic));
+    EXPECT(FA_ERR_SIZE, fa_blas_info(buf, 0, &generic));
+    EXPECT(FA_ERR_SIZE, fa_blas_info(buf, -1, NULL));
+    ck_assert_int_eq(generic, -1);
+    TU_OK(fa_blas_info(buf, sizeof buf, &generic));
+    ck_assert_msg(generic == 0 || generic == 1, "generic = %d", generic);
+    ck_assert_msg(strstr(buf, "OpenBLAS") != NULL, "\"%s\"", buf);
+    ck_assert_msg(strstr(buf, "thread") != NULL, "\"%s\"", buf);
+    const size_t full = strlen(buf);
+    ck_assert_uint_gt(full, 8);
+    TU_OK(fa_blas_info(buf, sizeof buf, NULL));
+    /* short buffers: always NUL-terminated, nothing written past len */
+    memset(buf, 'Z', sizeof buf);
+    TU_OK(fa_blas_info(buf, 1, NULL));
+    ck_assert(buf[0] == '\0' && buf[1] == 'Z');
+    memset(buf, 'Z', sizeof buf);
+    TU_OK(fa_blas_info(buf, 9, NULL));
+    ck_assert_uint_eq(strlen(buf), 8);
+    ck_assert(buf[9] == 'Z');
+    ck_assert(strncmp(buf, "OpenBLAS", 8) == 0);
+
+    const int32_t before = fa_get_threads();
+    ck_assert_int_ge(before, 1);
+    static const int32_t bad[] = {0, -1, 1025, INT32_MIN, INT32_MAX};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char call[48];
+        snprintf(call, sizeof call, "fa_set_threads(%d)", (int)bad[k]);
+        prime(call);
+        expect_impl(fa_set_threads(bad[k]), FA_ERR_ARG, call, primer_msg);
+        ck_assert_int_eq(fa_get_threads(), before);
+    }
+    TU_OK(fa_set_threads(1));
+    ck_assert_int_eq(fa_get_threads(), 1);
+    TU_OK(fa_set_threads(before));
+    ck_assert_int_eq(fa_get_threads(), before);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ enums */
+
+START_TEST(test_enums)
+{
+    static const int32_t counts[] = {5, 3, 11, 2, 3, 6, 5, 13, 4, 3};
+    int32_t v;
+    /* fa_enum_count never sets the message */
+    prime("fa_enum_count(");
+    for (int32_t type = 0; type < 10; type++)
+        ck_assert_int_eq(fa_enum_count(type), counts[type]);
+    ck_assert_int_eq(fa_enum_count(-1), FA_ERR_ARG);
+    ck_assert_int_eq(fa_enum_count(10), FA_ERR_ARG);
+    ck_assert_int_eq(fa_enum_count(INT32_MIN), FA_ERR_ARG);
+    ck_assert_int_eq(fa_enum_count(INT32_MAX), FA_ERR_ARG);
+    ck_assert_str_eq(fa_last_error(), primer_msg);
+
+    for (int32_t type = 0; type < 10; type++) {
+        const int32_t n = fa_enum_count(type);
+        for (int32_t i = 0; i < n; i++) {
+            const char *name = fa_enum_name(type, i), *desc = fa_enum_description(type, i);
+            ck_assert_msg(name != NULL && name[0] != '\0', "type %d value %d: no name", type, i);
+            ck_assert_msg(desc != NULL && desc[0] != '\0', "type %d value %d: no description",
+                          type, i);
+            for (const char *c = name; *c; c++)
+                ck_assert_msg((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_',
+                              "name \"%s\" is not lower case with '_'", name);
+            for (int32_t j = 0; j < i; j++)
+                ck_assert_msg(strcmp(name, fa_enum_name(type, j)) != 0, "\"%s\" twice", name);
+            /* the name finds the value, in any case and with '-' for '_' */
+            char upper[64];
+            size_t k = 0;
+            for (; name[k] && k + 1 < sizeof upper; k++)
+                upper[k] = name[k] == '_' ? '-' : (char)(name[k] >= 'a' && name[k] <= 'z'
+                                                             ? name[k] - 'a' + 'A' : name[k]);
+            upper[k] = '\0';
+            v = -1;
+            TU_OK(fa_enum_lookup(type, name, &v));
+            ck_assert_int_eq(v, i);
+            v = -1;
+            TU_OK(fa_enum_lookup(type, upper, &v));
+            ck_assert_msg(v == i, "lookup of \"%s\" gave %d, want %d", upper, v, i);
+        }
+        ck_assert_ptr_null(fa_enum_name(type, -1));
+        ck_assert_ptr_null(fa_enum_name(type, n));
+        ck_assert_ptr_null(fa_enum_description(type, -1));
+        ck_assert_ptr_null(fa_enum_description(type, n));
+    }
+    ck_assert_ptr_null(fa_enum_name(10, 0));
+    ck_assert_ptr_null(fa_enum_name(-1, 0));
+    ck_assert_ptr_null(fa_enum_description(10, 0));
+    /* the header's examples */
+    ck_assert_str_eq(fa_enum_name(FA_ENUM_RULE, FA_RULE_DFA), "dfa");
+    ck_assert_str_eq(fa_enum_name(FA_ENUM_ACTIVATION, FA_ACT_LEAKY_RELU), "leaky_relu");
+    ck_assert_str_eq(fa_enum_name(FA_ENUM_LOSS, FA_LOSS_SOFTMAX_CE), "softmax_ce");
+    ck_assert_str_eq(fa_enum_name(FA_ENUM_INIT, FA_INIT_XAVIER_UNIFORM), "xavier_uniform");
+    ck_assert_str_eq(fa_enum_name(FA_ENUM_HPARAM, FA_HP_LR), "lr");
+    ck_assert_str_eq(fa_enum_name(FA_ENUM_LAYER, FA_LAYER_CONV2D), "conv2d");
+    TU_OK(fa_enum_lookup(FA_ENUM_ACTIVATION, "leaky-relu", &v));
+    ck_assert_int_eq(v, FA_ACT_LEAKY_RELU);
+
+    v = 77;
+    EXPECT(FA_ERR_ARG, fa_enum_lookup(FA_ENUM_RULE, "backprop", &v));
+    ck_assert_msg(strstr(fa_last_error(), "dfa") != NULL, "the message does not list the "
+                  "names: %s", fa_last_error());
+    EXPECT(FA_ERR_ARG, fa_enum_lookup(FA_ENUM_RULE, "", &v));
+    EXPECT(FA_ERR_ARG, fa_enum_lookup(FA_ENUM_RULE, "dfa ", &v));
+    EXPECT(FA_ERR_ARG, fa_enum_lookup(FA_ENUM_RULE, "df", &v));
+    EXPECT(FA_ERR_ARG, fa_enum_lookup(10, "dfa", &v));
+    EXPECT(FA_ERR_ARG, fa_enum_lookup(-1, "dfa", &v));
+    EXPECT(FA_ERR_NULL, fa_enum_lookup(FA_ENUM_RULE, NULL, &v));
+    EXPECT(FA_ERR_NULL, fa_enum_lookup(FA_ENUM_RULE, "dfa", NULL));
+    ck_assert_int_eq(v, 77);
+
+    /* fa_rule_info: the table of the header's rule descriptions */
+    static const int32_t info[11][4] = {
+        [FA_RULE_BP] = {FA_FEEDBACK_NONE, 0, 0, 0},
+        [FA_RULE_FA] = {FA_FEEDBACK_LAYER, 1, 0, 0},
+        [FA_RULE_DFA] = {FA_FEEDBACK_DIRECT, 1, 0, 1},
+        [FA_RULE_USF] = {FA_FEEDBACK_LAYER, 0, 0, 0},
+        [FA_RULE_BRSF] = {FA_FEEDBACK_LAYER, 1, 1, 0},
+        [FA_RULE_FRSF] = {FA_FEEDBACK_LAYER, 1, 0, 0},
+        [FA_RULE_KP] = {FA_FEEDBACK_LAYER, 1, 1, 0},
+        [FA_RULE_WM] = {FA_FEEDBACK_LAYER, 1, 1, 0},
+        [FA_RULE_DRTP] = {FA_FEEDBACK_DIRECT, 1, 0, 1},
+        [FA_RULE_SDFA] = {FA_FEEDBACK_DIRECT, 1, 0, 1},
+        [FA_RULE_SHALLOW] = {FA_FEEDBACK_NONE, 0, 0, 0},
+    };
+    for (int32_t r = 0; r < 11; r++) {
+        int32_t got[4] = {-1, -1, -1, -1};
+        TU_OK(fa_rule_info(r, &got[0], &got[1], &got[2], &got[3]));
+        ck_assert_msg(memcmp(got, info[r], sizeof got) == 0, "fa_rule_info(%s) = %d %d %d %d",
+                      fa_enum_name(FA_ENUM_RULE, r), got[0], got[1], got[2], got[3]);
+        TU_OK(fa_rule_info(r, NULL, NULL, NULL, NULL));
+    }
+    int32_t kind = 9;
+    EXPECT(FA_ERR_ARG, fa_rule_info(11, &kind, NULL, NULL, NULL));
+    EXPECT(FA_ERR_ARG, fa_rule_info(-1, &kind, NULL, NULL, NULL));
+    ck_assert_int_eq(kind, 9);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -573,6 +990,13 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_version);
     tcase_add_test(tc, test_thread_local_error);
     tcase_add_test(tc, test_enum_values);
+    tcase_add_test(tc, test_images);
+    tcase_add_test(tc, test_clone);
+    tcase_add_test(tc, test_spec_builder);
+    tcase_add_test(tc, test_spec_text);
+    tcase_add_test(tc, test_spec_nets);
+    tcase_add_test(tc, test_blas_threads);
+    tcase_add_test(tc, test_enums);
     suite_add_tcase(s, tc);
     return s;
 }

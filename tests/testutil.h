@@ -139,6 +139,39 @@ static inline fa_net *tu_case_net(const ka_net_case *c)
     }
     return net;
 }
+
+/* Build the network of a rule case (known_answers.h) with its hand-set
+ * weights and hand-set feedback for every rule that stores some: fb_layer
+ * for the LAYER rules (F of FA, M of BRSF and FRSF, B of KP and WM),
+ * fb_direct for the DIRECT rules (G of DFA, DRTP and SDFA). */
+static inline fa_net *tu_rule_case_net(const ka_rule_case *c)
+{
+    fa_net *net = tu_net(c->n_layers, c->sizes, c->acts, c->loss, 1);
+    TU_OK(fa_net_set_params(net, c->params, c->n_params));
+    const int32_t *n = c->sizes;
+    const int32_t L = c->n_layers;
+    for (int32_t rule = 0; rule < fa_enum_count(FA_ENUM_RULE); rule++) {
+        int32_t kind = 0, stored = 0;
+        TU_OK(fa_rule_info(rule, &kind, &stored, NULL, NULL));
+        if (!stored)
+            continue;
+        int64_t off = 0;
+        if (kind == FA_FEEDBACK_LAYER) {
+            for (int32_t l = 2; l <= L; l++) {
+                int64_t len = (int64_t)n[l] * n[l - 1];
+                TU_OK(fa_net_set_feedback(net, rule, l, c->fb_layer + off, len));
+                off += len;
+            }
+        } else {
+            for (int32_t l = 1; l <= L - 1; l++) {
+                int64_t len = (int64_t)n[L] * n[l];
+                TU_OK(fa_net_set_feedback(net, rule, l, c->fb_direct + off, len));
+                off += len;
+            }
+        }
+    }
+    return net;
+}
 #endif
 
 #endif /* FA_TESTUTIL_H */

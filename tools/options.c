@@ -217,8 +217,8 @@ static const optdef opts[O_COUNT] = {
                "write one CSV row per epoch (with --compare: OUT/log.csv)"},
     [O_COMPARE] = {"Output", "compare", "RULES", NO_ENUM, NULL,
                    "train the same network and seed under each rule of a "
-                   "comma-separated list (e.g. bp,fa,dfa), print a table and "
-                   "write plots to --out"},
+                   "comma-separated list (e.g. bp,fa,dfa; all: every rule), "
+                   "print a table and write plots to --out"},
     [O_OUT] = {"Output", "out", "DIR", NO_ENUM, "results",
                "directory for the --compare table data and plots (no control "
                "characters)"},
@@ -537,10 +537,17 @@ parse_hparam(const char *s, config *c)
     return true;
 }
 
-/* A comma-separated list of distinct rule names, without empty items. */
+/* A comma-separated list of distinct rule names, without empty items, or
+ * "all": every rule of the library, in its order. */
 static bool
 parse_rules(const char *s, config *c)
 {
+    if (strcmp(s, "all") == 0) {
+        c->n_compare = 0;
+        for (int32_t r = 0; r < enum_count(NK_RULE) && r < MAX_RULES; r++)
+            c->compare[c->n_compare++] = r;
+        return true;
+    }
     char buf[128];
     if (strlen(s) >= sizeof buf) {
         report_error("--compare: list too long: '%s'", s);

@@ -211,7 +211,14 @@ compare_table(const run *runs, int n)
         if (runs[i].rule == FA_RULE_BP && runs[i].status == RUN_OK)
             ref = i;
     double tref = mean_epoch_s(&runs[ref]);
-    printf("\n%-5s %10s %10s %12s %8s   %s\n", "rule", "test acc", "best val",
+    /* the rule column as wide as the longest rule name shown */
+    int w = 5;
+    for (int i = 0; i < n; i++) {
+        char title[16];
+        rule_title(runs[i].rule, title, sizeof title);
+        w = (int)strlen(title) > w ? (int)strlen(title) : w;
+    }
+    printf("\n%-*s %10s %10s %12s %8s   %s\n", w, "rule", "test acc", "best val",
            "epoch time", "vs BP", "final alignment (deg, layer 1..L-1)");
     for (int i = 0; i < n; i++) {
         const run *r = &runs[i];
@@ -221,7 +228,7 @@ compare_table(const run *runs, int n)
                           : r->status == RUN_INTERRUPTED ? "interrupted"
                                                          : "failed";
         if (r->status != RUN_OK && r->epochs <= 0) {
-            printf("%-5s %10s\n", title, how);
+            printf("%-*s %10s\n", w, title, how);
             continue;
         }
         char val[32], angles[256];
@@ -236,7 +243,7 @@ compare_table(const run *runs, int n)
         if (r->status != RUN_OK)
             snprintf(note, sizeof note, "  (%s)", how);
         double t = mean_epoch_s(r);
-        printf("%-5s %8.2f %% %10s %10.2f s %8.2f   %s%s\n", title,
+        printf("%-*s %8.2f %% %10s %10.2f s %8.2f   %s%s\n", w, title,
                r->test_acc[r->epochs], val, t,
                tref > 0 ? t / tref : (double)NAN, angles, note);
     }

@@ -175,13 +175,14 @@ static void conv_backward(const fa_layer *ly, const float *B, const float *dz, i
 }
 
 static void conv_weight_grad(const fa_layer *ly, const float *x, int32_t ldx,
-                             const float *col, const float *dz, int32_t m, float *dw)
+                             const float *col, const float *dz, int32_t m, float alpha,
+                             float beta, float *dw)
 {
     (void)x;
     (void)ldx;
     const int32_t P = ly->out_h * ly->out_w * m;
-    /* dW (C_out, K) = dA (C_out, P) col^T (P, K) */
-    fa_gemm(0, 1, ly->out_c, ly->w_cols, P, 1.0f, dz, ly->out_c, col, ly->w_cols, 0.0f, dw,
+    /* dW (C_out, K) = alpha dA (C_out, P) col^T (P, K) + beta dW */
+    fa_gemm(0, 1, ly->out_c, ly->w_cols, P, alpha, dz, ly->out_c, col, ly->w_cols, beta, dw,
             ly->out_c);
 }
 

@@ -7,6 +7,10 @@ static int dense_setup(fa_layer *ly, const char *fn, const char *what)
     if (ly->units < 1)
         return fa_fail(FA_ERR_SIZE, fn, "%s: a dense layer needs units >= 1, got %d", what,
                        (int)ly->units);
+    if (ly->kh || ly->kw || ly->stride || ly->pad)
+        return fa_fail(FA_ERR_ARG, fn, "%s: a dense layer takes no kernel, stride or "
+                       "padding (got %d, %d, %d, %d)", what, (int)ly->kh, (int)ly->kw,
+                       (int)ly->stride, (int)ly->pad);
     ly->out_c = ly->units;
     ly->out_h = 1;
     ly->out_w = 1;
@@ -47,11 +51,12 @@ static void dense_backward(const fa_layer *ly, const float *B, const float *dz, 
 }
 
 static void dense_weight_grad(const fa_layer *ly, const float *x, int32_t ldx,
-                              const float *col, const float *dz, int32_t m, float *dw)
+                              const float *col, const float *dz, int32_t m, float alpha,
+                              float beta, float *dw)
 {
     (void)col;
-    /* dW (n_out, n_in) = dz (n_out, m) x^T (m, n_in) */
-    fa_gemm(0, 1, ly->n_out, ly->n_in, m, 1.0f, dz, ly->n_out, x, ldx, 0.0f, dw, ly->n_out);
+    /* dW (n_out, n_in) = alpha dz (n_out, m) x^T (m, n_in) + beta dW */
+    fa_gemm(0, 1, ly->n_out, ly->n_in, m, alpha, dz, ly->n_out, x, ldx, beta, dw, ly->n_out);
 }
 
 const fa_layer_ops fa_layer_dense = {

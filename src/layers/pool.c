@@ -4,6 +4,10 @@
 int fa_pool_setup(fa_layer *ly, const char *fn, const char *what)
 {
     const int32_t k = ly->kh, s = ly->stride;
+    if (ly->units != 0 || ly->pad != 0 || ly->kw != k)
+        return fa_fail(FA_ERR_ARG, fn, "%s: a pooling layer has square windows, no units "
+                       "and no padding (got units %d, window %dx%d, padding %d)", what,
+                       (int)ly->units, (int)k, (int)ly->kw, (int)ly->pad);
     if (k < 1)
         return fa_fail(FA_ERR_SIZE, fn, "%s: pooling window %d, expected >= 1", what, (int)k);
     if (s < 1)
@@ -15,9 +19,6 @@ int fa_pool_setup(fa_layer *ly, const char *fn, const char *what)
         return fa_fail(FA_ERR_SIZE, fn, "%s: windows of %d with stride %d do not tile the "
                        "input %dx%d exactly (the output size would not be an integer)", what,
                        (int)k, (int)s, (int)ly->in_h, (int)ly->in_w);
-    ly->kw = k;
-    ly->pad = 0;
-    ly->units = 0;
     ly->out_c = ly->in_c;
     ly->out_h = (ly->in_h - k) / s + 1;
     ly->out_w = (ly->in_w - k) / s + 1;

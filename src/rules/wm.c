@@ -86,7 +86,7 @@ static void wm_after_commit(fa_net *net)
                        (int64_t)ly->n_in * k);
         /* Y (n_out, k) = W X, then est (w_rows, w_cols) = Y X^T */
         ly->ops->forward(ly, fa_w(net, ly), x, ly->n_in, k, y, col, NULL);
-        ly->ops->weight_grad(ly, x, ly->n_in, col, y, k, est);
+        ly->ops->weight_grad(ly, x, ly->n_in, col, y, k, 1.0f, 0.0f, est);
         float *b = fb + ly->fb_off;
         const int64_t n = (int64_t)ly->w_rows * ly->w_cols;
         for (int64_t i = 0; i < n; i++) {

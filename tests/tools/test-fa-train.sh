@@ -295,6 +295,18 @@ if command -v gnuplot >/dev/null 2>&1; then
     fi
 fi
 
+# --compare all: one row per rule of the library
+"$FA_TRAIN" --data "$TMP/data" "${COMMON[@]}" --compare all --epochs 1 --align-batch 64 \
+    --out "$TMP/cmp-all" >"$TMP/cmp-all.txt" 2>&1
+st=$?
+n_rules=$(echo "$rules" | wc -w)
+rows=$(sed -n '/^rule .*test acc/,/^$/p' "$TMP/cmp-all.txt" | grep -c '^[A-Z]')
+if [ $st -eq 0 ] && [ "$rows" -eq "$n_rules" ]; then
+    pass "--compare all: $rows rules in the table"
+else
+    fail "--compare all: exit $st, $rows table rows for $n_rules rules: $(tail -n 14 "$TMP/cmp-all.txt")"
+fi
+
 # --- no path from the command line reaches gnuplot ------------------------
 # gnuplot reads its script line by line: a newline in --out used to start a
 # command of its own in plots.gp, and system "touch PWNED" ran.  Now --out
