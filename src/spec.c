@@ -108,7 +108,8 @@ static int spec_new(fa_spec **out, int32_t c, int32_t h, int32_t w, const char *
     if (c < 1 || h < 1 || w < 1)
         return fa_fail(FA_ERR_SIZE, fn, "input shape %dx%dx%d, expected every size >= 1",
                        (int)c, (int)h, (int)w);
-    if ((int64_t)c * h * w > INT32_MAX)
+    /* in two steps: c * h * w alone can overflow 64 bits */
+    if ((int64_t)c * h > INT32_MAX || (int64_t)c * h * w > INT32_MAX)
         return fa_fail(FA_ERR_SIZE, fn, "input shape %dx%dx%d has more than 2^31-1 features",
                        (int)c, (int)h, (int)w);
     fa_spec *s = calloc(1, sizeof *s);

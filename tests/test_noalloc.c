@@ -150,6 +150,98 @@ START_TEST(test_reserve)
 }
 END_TEST
 
+/* The same for a conv + pool net: conv -> maxpool -> conv -> avgpool ->
+ * dense on 1x8x8 images, with dropout on a conv layer and on a pooling
+ * layer, every rule with every optimiser. */
+#define CBATCH 8
+#define CIN 64
+
+static fa_net *conv_net(uint64_t seed)
+{
+    fa_spec *spec = NULL;
+    fa_net *net = NULL;
+    TU_OK(fa_spec_parse(&spec, "1x8x8-c3k3p1:relu-m2-c4k3,2s1p1:tanh-a2s1-4", FA_ACT_RELU,
+                        FA_ACT_IDENTITY));
+    TU_OK(fa_net_create_from_spec(&net, spec, FA_LOSS_SOFTMAX_CE, seed));
+    fa_spec_free(spec);
+    return net;
+}
+
+START_TEST(test_steady_loop_conv)
+{
+    int32_t rule = _i % FA_N_RULES, opt = _i / FA_N_RULES;
+    fa_net *net = conv_net(5);
+    TU_OK(fa_net_set_rule(net, rule));
+    TU_OK(fa_net_set_optimizer(net, opt));
+    TU_OK(fa_net_set_dropout(net, 1, 0.2));
+    TU_OK(fa_net_set_dropout(net, 4, 0.1));
+    int64_t n = tu_param_count(net);
+    float *grad = malloc((size_t)n * sizeof *grad);
+    float x[CIN * CBATCH], t[4 * CBATCH], y[4 * CBATCH], ang[4], loss;
+    ck_assert_ptr_nonnull(grad);
+    tu_lcg g = {6};
+    tu_fill(&g, x, CIN * CBATCH, 1.0f);
+    for (int k = 0; k < 4 * CBATCH; k++)
+        t[k] = k % 4 == (k / 4) % 4;
+    TU_OK(fa_net_train_step(net, x, CIN, t, 4, CBATCH, &loss));
+    TU_OK(fa_net_alignment(net, x, CIN, t, 4, CBATCH, ang, 4));
+
+    int rc = FA_OK;
+    count_on();
+    for (int s = 0; s < 10 && rc == FA_OK; s++)
+        rc = fa_net_train_step(net, x, CIN, t, 4, CBATCH, &loss);
+    count_off();
+    ck_assert_msg(rc == FA_OK, "rule %d, optimizer %d: %s", rule, opt, fa_last_error());
+    ck_assert_msg(n_alloc == 0 && n_free == 0,
+                  "conv net, rule %d, optimizer %d: 10 train steps made %ld allocations, "
+                  "%ld frees", rule, opt, n_alloc, n_free);
+
+    count_on();
+    for (int s = 0; s < 3 && rc == FA_OK; s++) {
+        rc = fa_net_compute_update(net, x, CIN, t, 4, CBATCH, grad, n, &loss);
+        if (rc == FA_OK)
+            rc = fa_net_apply_update(net, grad, n);
+        if (rc == FA_OK)
+            rc = fa_net_train_step(net, x, CIN, t, 4, CBATCH / 2, &loss);
+        if (rc == FA_OK)
+            rc = fa_net_forward(net, x, CIN, CBATCH, y, 4);
+        if (rc == FA_OK)
+            rc = fa_net_loss(net, x, CIN, t, 4, CBATCH, &loss);
+        if (rc == FA_OK)
+            rc = fa_net_alignment(net, x, CIN, t, 4, CBATCH, ang, 4);
+    }
+    count_off();
+    ck_assert_msg(rc == FA_OK, "rule %d, optimizer %d: %s", rule, opt, fa_last_error());
+    ck_assert_msg(n_alloc == 0 && n_free == 0,
+                  "conv net, rule %d, optimizer %d: split steps / forward / loss / alignment "
+                  "made %ld allocations", rule, opt, n_alloc);
+    free(grad);
+    fa_net_free(net);
+}
+END_TEST
+
+/* fa_net_reserve on a conv net sizes everything the current rule needs. */
+START_TEST(test_reserve_conv)
+{
+    const int32_t rule = _i;
+    fa_net *net = conv_net(7);
+    TU_OK(fa_net_set_rule(net, rule));
+    TU_OK(fa_net_reserve(net, CBATCH));
+    float x[CIN * CBATCH], t[4 * CBATCH] = {0};
+    tu_lcg g = {8};
+    tu_fill(&g, x, CIN * CBATCH, 1.0f);
+    for (int j = 0; j < CBATCH; j++)
+        t[4 * j + j % 4] = 1.0f;
+    count_on();
+    int rc = fa_net_train_step(net, x, CIN, t, 4, CBATCH, NULL);
+    count_off();
+    ck_assert_msg(rc == FA_OK, "rule %d: %s", rule, fa_last_error());
+    ck_assert_msg(n_alloc == 0, "rule %d: first conv step after fa_net_reserve allocated %ld "
+                  "times", rule, n_alloc);
+    fa_net_free(net);
+}
+END_TEST
+
 static Suite *noalloc_suite(void)
 {
     Suite *s = suite_create("noalloc");
@@ -157,6 +249,8 @@ static Suite *noalloc_suite(void)
     tcase_add_test(tc, test_wrap_sees_library);
     tcase_add_loop_test(tc, test_steady_loop, 0, FA_N_RULES * FA_N_OPTIMIZERS);
     tcase_add_test(tc, test_reserve);
+    tcase_add_loop_test(tc, test_steady_loop_conv, 0, FA_N_RULES * FA_N_OPTIMIZERS);
+    tcase_add_loop_test(tc, test_reserve_conv, 0, FA_N_RULES);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,7 +1,8 @@
 /* wm.c -- weight mirrors (Akrout et al. 2019).  After every applied step,
  * each B_l learns from the layer's response to noise: X (fan_in, k) of
- * N(0, sigma^2) noise drives the layer's linear part, Y = W_l X (through the
- * layer's own forward, so a convolution mirrors through its lowering), and
+ * N(0, sigma^2) noise in the space W_l acts on (a dense layer's input, a
+ * convolution's lowered input) drives the layer's linear part, Y = W_l X,
+ * and
  *   B_l <- (1 - lambda) B_l + eta (1/k) Y X^T.
  * E[Y X^T / k] = sigma^2 W_l, so B_l tends to (eta sigma^2 / lambda) W_l --
  * W_l itself at the defaults (eta = lambda = 0.01, sigma = 1).  The mirror
@@ -21,8 +22,8 @@ static const fa_hparam_desc wm_hparams[] = {
      FA_RANGE_COUNT},
 };
 
-/* Per-layer scratch: noise X (n_in, k), its lowering, response Y (n_out, k)
- * and the estimate (w_rows, w_cols); the largest layer's need. */
+/* Per-layer scratch: noise X (w_cols, k), response Y (w_rows, k) and the
+ * estimate (w_rows, w_cols); the largest layer's need. */
 static int64_t wm_scratch_floats(const fa_net *net)
 {
     const int64_t k = (int64_t)net->hp[FA_HP_WM_BATCH];
@@ -31,10 +32,7 @@ static int64_t wm_scratch_floats(const fa_net *net)
         const fa_layer *ly = &net->layers[l];
         if (ly->fb_off < 0)
             continue;
-        if ((int64_t)ly->out_h * ly->out_w * k > INT32_MAX)
-            return -1;
-        int64_t n = k * ((int64_t)ly->n_in + ly->ops->col_floats(ly) + ly->n_out) +
-                    (int64_t)ly->w_rows * ly->w_cols;
+        int64_t n = k * ((int64_t)ly->w_cols + ly->w_rows) + (int64_t)ly->w_rows * ly->w_cols;
         need = n > need ? n : need;
     }
     return need;
@@ -78,15 +76,22 @@ static void wm_after_commit(fa_net *net)
         const fa_layer *ly = &net->layers[l];
         if (ly->fb_off < 0)
             continue;
+        /* X (fan_in, k) of noise in the space W acts on: the layer's input
+         * for a dense layer, its lowering (C_in*kh*kw rows) for a
+         * convolution, so that E[Y X^T / k] = sigma^2 W for every kind.
+         * (Noise images through the convolution would give one outer
+         * product per output pixel: H_out*W_out times W, and less at
+         * padded borders.)  Y (w_rows, k) = W X, est (w_rows, w_cols) =
+         * Y X^T.  For a dense layer this is what its forward and weight
+         * gradient compute. */
+        const int32_t rows = ly->w_rows, cols = ly->w_cols;
         float *x = s;
-        float *col = x + (size_t)ly->n_in * (size_t)k;
-        float *y = col + (size_t)ly->ops->col_floats(ly) * (size_t)k;
-        float *est = y + (size_t)ly->n_out * (size_t)k;
+        float *y = x + (size_t)cols * (size_t)k;
+        float *est = y + (size_t)rows * (size_t)k;
         fa_fill_random(&net->rng, FA_DIST_GAUSSIAN, net->hp[FA_HP_WM_NOISE], x,
-                       (int64_t)ly->n_in * k);
-        /* Y (n_out, k) = W X, then est (w_rows, w_cols) = Y X^T */
-        ly->ops->forward(ly, fa_w(net, ly), x, ly->n_in, k, y, col, NULL);
-        ly->ops->weight_grad(ly, x, ly->n_in, col, y, k, 1.0f, 0.0f, est);
+                       (int64_t)cols * k);
+        fa_gemm(0, 0, rows, k, cols, 1.0f, fa_w(net, ly), rows, x, cols, 0.0f, y, rows);
+        fa_gemm(0, 1, rows, cols, k, 1.0f, y, rows, x, cols, 0.0f, est, rows);
         float *b = fb + ly->fb_off;
         const int64_t n = (int64_t)ly->w_rows * ly->w_cols;
         for (int64_t i = 0; i < n; i++) {
