@@ -149,6 +149,9 @@ static void spec_layer(const fa_spec *spec, int32_t layer, int32_t f[10])
                              &f[6]) == FA_OK &&
                    fa_spec_shape(spec, layer, &f[7], &f[8], &f[9]) == FA_OK,
                "fa_spec_layer/fa_spec_shape(%ld): %s", (long)layer, fa_last_error());
+    fuzz_check(f[7] >= 1 && f[8] >= 1 && f[9] >= 1,
+               "a loaded network has an output size below 1: layer %ld, %ldx%ldx%ld",
+               (long)layer, (long)f[7], (long)f[8], (long)f[9]);
 }
 
 /* The spec of a loaded network formats as text that parses back to the

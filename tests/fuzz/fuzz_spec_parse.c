@@ -55,9 +55,11 @@ static void layer(const fa_spec *spec, int32_t l, int32_t f[10])
         fuzz_check(fa_spec_layer(spec, l, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5],
                                  &f[6]) == FA_OK,
                    "fa_spec_layer(%ld): %s", (long)l, fa_last_error());
-    fuzz_check(fa_spec_shape(spec, l, &f[7], &f[8], &f[9]) == FA_OK &&
-                   f[7] >= 1 && f[8] >= 1 && f[9] >= 1,
+    fuzz_check(fa_spec_shape(spec, l, &f[7], &f[8], &f[9]) == FA_OK,
                "fa_spec_shape(%ld): %s", (long)l, fa_last_error());
+    fuzz_check(f[7] >= 1 && f[8] >= 1 && f[9] >= 1,
+               "a parsed spec has an output size below 1: layer %ld, %ldx%ldx%ld", (long)l,
+               (long)f[7], (long)f[8], (long)f[9]);
 }
 
 /* Would building this network and running any rule on it stay cheap?
