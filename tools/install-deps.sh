@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc g++ libopenblas-dev check zlib1g-dev
-      valgrind gnuplot-nox python3-numpy python3-torch dataset-fashion-mnist)
+      valgrind gnuplot-nox python3-numpy python3-torch dataset-fashion-mnist
+      clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
