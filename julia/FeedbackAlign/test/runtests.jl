@@ -29,6 +29,8 @@ const BLAS_BEFORE = blas_ok()
 
 using FeedbackAlign
 using FeedbackAlign.Learn
+using FeedbackAlign.Layers
+using Serialization
 const FA = FeedbackAlign
 
 relerr(a, b) = norm(a .- b) / max(norm(b), eps(Float32))
@@ -85,7 +87,7 @@ function churn_networks(n)
     for i in 1:n
         net = Network([8, 16, 4], [:tanh, :identity]; seed = i)
         i % 2 == 0 && train_step!(net, ones(Float32, 8, 2), zeros(Float32, 4, 2))
-        i % 700 == 0 && push!(refs, WeakRef(weights(net, 1)))  # views die too
+        i % 700 == 0 && push!(refs, WeakRef(FA.weights(net, 1)))  # views die too
         i % 3 == 0 && close(net)                 # a mix of closed and not
         i % 500 == 0 && push!(refs, WeakRef(net))
     end
@@ -103,7 +105,8 @@ ts = try
 @testset "FeedbackAlign" begin
 
 @testset "library and version" begin
-    @test FA.library_version() == v"0.1.0"
+    @test FA.library_version() == v"0.2.0"
+    @test FA.REQUIRED_VERSION == 200 && FA.PKGVERSION == v"0.2.0"
     @test FA.LibFA.fa_version_number() == FA.REQUIRED_VERSION
     if haskey(ENV, "FEEDBACKALIGN_LIB")
         @test realpath(FA.library_path()) == realpath(ENV["FEEDBACKALIGN_LIB"])
@@ -131,7 +134,7 @@ end
     # a linear network's output is W X + b.
     lin = Network([5, 4], [:identity]; seed = 2)
     Xl = randn(MersenneTwister(2), Float32, 5, 7)
-    @test isapprox(predict(lin, Xl), Matrix(weights(lin, 1)) * Xl .+ Vector(biases(lin, 1)); rtol = 1e-5)
+    @test isapprox(predict(lin, Xl), Matrix(FA.weights(lin, 1)) * Xl .+ Vector(FA.biases(lin, 1)); rtol = 1e-5)
 end
 
 @testset "construction and settings" begin
@@ -143,7 +146,11 @@ end
     @test losstype(net) == :mse
     @test rule(net) == :bp
     @test optimizer(net) == :sgd
-    @test occursin("Network([4, 8, 6, 2]", sprint(show, net))
+    @test sprint(show, net) == "Network(\"4-8:tanh-6:relu-2:identity\"; loss=:mse, rule=:bp)"
+    @test FA.spec(net) == "4-8:tanh-6:relu-2:identity"
+    @test occursin("108 parameters", sprint(show, MIME"text/plain"(), net))
+    @test [layer_kind(net, l) for l in 1:3] == [:dense, :dense, :dense]
+    @test layer_shape(net, 0) == (4, 1, 1) && layer_shape(net, 2) == (6, 1, 1)
     for r in (:fa, :dfa, :bp)
         rule!(net, r)
         @test rule(net) == r
@@ -155,9 +162,10 @@ end
     hparam!(net; momentum = 0.5, weight_decay = 1e-4)
     @test hparam(net, :momentum) ≈ 0.5
     @test hparam(net, :weight_decay) ≈ 1e-4
-    dropout!(net, 2, 0.25)
-    @test dropout(net, 2) ≈ 0.25
-    @test dropout(net, 1) == 0
+    FA.dropout!(net, 2, 0.25)
+    @test FA.dropout(net, 2) ≈ 0.25
+    @test FA.dropout(net, 1) == 0
+    @test seed_dropout!(net, 7) === net
     dfa_variant!(net, :before_activation)
     @test dfa_variant(net) == :before_activation
     dfa_variant!(net, :after_activation)
@@ -169,16 +177,16 @@ end
     @test feedback_shape(net, :fa, 3) == (2, 6)
     @test feedback_shape(net, :dfa, 1) == (2, 8)
     init_weights!(net, :zero)
-    @test all(iszero, weights(net, 1)) && all(iszero, weights(net, 3))
+    @test all(iszero, FA.weights(net, 1)) && all(iszero, FA.weights(net, 3))
     init_weights!(net, :xavier_uniform)
     r = sqrt(6 / (4 + 8))
-    @test all(x -> abs(x) <= r, weights(net, 1)) && !all(iszero, weights(net, 1))
+    @test all(x -> abs(x) <= r, FA.weights(net, 1)) && !all(iszero, FA.weights(net, 1))
     # The same seed gives the same network.
     a = Network([4, 8, 2], [:tanh, :identity]; seed = 5)
     b = Network([4, 8, 2], [:tanh, :identity]; seed = 5)
     c = Network([4, 8, 2], [:tanh, :identity]; seed = 6)
-    @test params(a) == params(b)
-    @test params(a) != params(c)
+    @test FA.params(a) == FA.params(b)
+    @test FA.params(a) != FA.params(c)
     @test Network([4, 2], :identity; seed = 1, rule = :dfa) isa Network
 end
 
@@ -187,24 +195,24 @@ end
     # FA with F_l := W_l is backprop.
     net = Network([5, 7, 6, 3], [:tanh, :sigmoid, :identity]; loss = :mse, seed = 21)
     X = randn(rng, Float32, 5, 9); T = randn(rng, Float32, 3, 9)
-    g_bp = grad(net, X, T)
+    g_bp = FA.grad(net, X, T)
     rule!(net, :fa)
-    g_fa_random = grad(net, X, T)
+    g_fa_random = FA.grad(net, X, T)
     for l in 2:3
-        feedback!(net, :fa, l, copy(weights(net, l)))
+        feedback!(net, :fa, l, copy(FA.weights(net, l)))
     end
-    g_fa = grad(net, X, T)
+    g_fa = FA.grad(net, X, T)
     @test relerr(g_fa, g_bp) < 1e-5
     @test relerr(g_fa_random, g_bp) > 1e-2      # random feedback does differ
     @test maximum(feedback_angles(net, :fa)) < 1e-2
     # DFA on one hidden layer with G_1 := W_2 is backprop.
     net2 = Network([5, 7, 3], [:tanh, :identity]; loss = :softmax_ce, seed = 22)
     T2 = zeros(Float32, 3, 9); for j in 1:9; T2[mod1(j, 3), j] = 1; end
-    g_bp2 = grad(net2, X, T2)
+    g_bp2 = FA.grad(net2, X, T2)
     rule!(net2, :dfa)
-    @test relerr(grad(net2, X, T2), g_bp2) > 1e-2
-    feedback!(net2, :dfa, 1, Matrix(weights(net2, 2)))
-    g_dfa = grad(net2, X, T2)
+    @test relerr(FA.grad(net2, X, T2), g_bp2) > 1e-2
+    feedback!(net2, :dfa, 1, Matrix(FA.weights(net2, 2)))
+    g_dfa = FA.grad(net2, X, T2)
     @test relerr(g_dfa, g_bp2) < 1e-5
     # The output layer's update is the same for every rule.
     w2, _ = FA.layer_offsets(net2, 2)
@@ -213,13 +221,13 @@ end
     # Float32 network, with a tolerance that float rounding allows.
     small = Network([3, 4, 2], [:tanh, :identity]; seed = 23)
     Xs = randn(rng, Float32, 3, 5); Ts = randn(rng, Float32, 2, 5)
-    gs = grad(small, Xs, Ts)
-    p0 = params(small)
+    gs = FA.grad(small, Xs, Ts)
+    p0 = FA.params(small)
     fd = similar(gs)
     h = 1f-2
     for k in eachindex(p0)
-        p = copy(p0); p[k] += h; params!(small, p); lp = Float64(loss(small, Xs, Ts))
-        p[k] -= 2h; params!(small, p); lm = Float64(loss(small, Xs, Ts))
+        p = copy(p0); p[k] += h; params!(small, p); lp = Float64(FA.loss(small, Xs, Ts))
+        p[k] -= 2h; params!(small, p); lm = Float64(FA.loss(small, Xs, Ts))
         fd[k] = (lp - lm) / (2h)
     end
     params!(small, p0)
@@ -233,8 +241,8 @@ end
 @testset "learning with learn! ($r)" for r in (:bp, :fa, :dfa)
     net = Network([2, 16, 1], [:tanh, :identity]; loss = :mse, seed = 31)
     learner = FeedbackLearner(rule = r, optimizer = :adam, lr = 0.05)
-    tracer = Tracer(Float64, m -> loss(m, XX, XY), 10)
-    conv = Converged(m -> loss(m, XX, XY); tol = 1e-9, every = 50)
+    tracer = Tracer(Float64, m -> FA.loss(m, XX, XY), 10)
+    conv = Converged(m -> FA.loss(m, XX, XY); tol = 1e-9, every = 50)
     learn!(net, strategy(learner, MaxIter(3000), conv, tracer), Iterators.repeated((XX, XY)))
     @test rule(net) == r
     @test 1 <= learner.steps <= 3000
@@ -242,7 +250,7 @@ end
     @test length(tracer.storage) == div(learner.steps, 10)
     @test tracer.iters[1] == 10
     @test tracer.storage[end] < 1e-3 < tracer.storage[1]
-    @test loss(net, XX, XY) < 1e-3
+    @test FA.loss(net, XX, XY) < 1e-3
     @test round.(predict(net, XX)) == XY
 end
 
@@ -262,11 +270,11 @@ end
     # A tiny Adam written here, using only compute_update! and params!.
     net = Network([2, 16, 1], [:tanh, :identity]; seed = 51)
     rule!(net, :fa)
-    p = params(net)
+    p = FA.params(net)
     g = similar(p)
     m = zero(p); v = zero(p)
     b1, b2, lr, ϵ = 0.9f0, 0.999f0, 0.05f0, 1f-8
-    first_loss = loss(net, XX, XY)
+    first_loss = FA.loss(net, XX, XY)
     for t in 1:1000
         l = compute_update!(g, net, XX, XY)
         @. m = b1 * m + (1 - b1) * g
@@ -275,17 +283,17 @@ end
         params!(net, p)
     end
     @test first_loss > 0.1
-    @test loss(net, XX, XY) < 1e-3
+    @test FA.loss(net, XX, XY) < 1e-3
     # compute_update! leaves the parameters alone; apply_update! with SGD is
     # p - lr*g.
-    before = params(net)
-    g2 = grad(net, XX, XY)
-    @test params(net) == before
+    before = FA.params(net)
+    g2 = FA.grad(net, XX, XY)
+    @test FA.params(net) == before
     optimizer!(net, :sgd; lr = 0.1)
     apply_update!(net, g2)
-    @test params(net) ≈ before .- 0.1f0 .* g2
+    @test FA.params(net) ≈ before .- 0.1f0 .* g2
     apply_update!(net, Float64.(g2))     # Float64 converted
-    @test params(net) ≈ before .- 0.2f0 .* g2 rtol = 1e-5
+    @test FA.params(net) ≈ before .- 0.2f0 .* g2 rtol = 1e-5
 end
 
 @testset "Flux-style train! and batch iterators" begin
@@ -308,14 +316,14 @@ end
     net = Network([6, 32, 3], [:relu, :identity]; loss = :softmax_ce, seed = 62)
     rule!(net, :dfa); optimizer!(net, :momentum; lr = 0.05)
     calls = Ref(0)
-    losses = train!(net, eachbatch((X, Y); size = 32); epochs = 8, cb = () -> calls[] += 1)
+    losses = FA.train!(net, eachbatch((X, Y); size = 32); epochs = 8, cb = () -> calls[] += 1)
     @test length(losses) == 8 && calls[] == 8 * 10
     @test losses[end] < losses[1]
     n = Ref(0)
-    train!(net, eachbatch((X, Y); size = 32); epochs = 3,
+    FA.train!(net, eachbatch((X, Y); size = 32); epochs = 3,
            cb = () -> (n[] += 1; n[] == 4 && throw(StopTraining())))
     @test n[] == 4
-    @test_throws ArgumentError train!(net, RandomBatches((X, Y); size = 8))
+    @test_throws ArgumentError FA.train!(net, RandomBatches((X, Y); size = 8))
 end
 
 @testset "strategies" begin
@@ -327,9 +335,9 @@ end
     @test calls == [5, 10, 15]
     # ConvergedTo a goal the loss reaches.
     l = FeedbackLearner(rule = :bp, optimizer = :adam, lr = 0.05)
-    learn!(net, strategy(l, MaxIter(5000), ConvergedTo(m -> loss(m, XX, XY), 0.0; tol = 1e-2)),
+    learn!(net, strategy(l, MaxIter(5000), ConvergedTo(m -> FA.loss(m, XX, XY), 0.0; tol = 1e-2)),
            Iterators.repeated((XX, XY)))
-    @test loss(net, XX, XY) <= 1e-2 && l.steps < 5000
+    @test FA.loss(net, XX, XY) <= 1e-2 && l.steps < 5000
     # Verbose: progress lines, and the wrapper form.
     io = IOBuffer()
     learn!(net, strategy(FeedbackLearner(), MaxIter(20), Verbose(; every = 10, io = io)),
@@ -377,16 +385,16 @@ end
     @test Yv[2:3, :] == Y
 
     # weights/biases: zero-copy read-only views into the parameter block.
-    W1 = weights(net, 1); b1 = biases(net, 1); W2 = weights(net, 2)
+    W1 = FA.weights(net, 1); b1 = FA.biases(net, 1); W2 = FA.weights(net, 2)
     @test size(W1) == (5, 3) && size(b1) == (5,) && size(W2) == (2, 5)
-    p = params(net)
+    p = FA.params(net)
     @test vec(Matrix(W1)) == p[1:15] && Vector(b1) == p[16:20] && vec(Matrix(W2)) == p[21:30]
     optimizer!(net, :sgd; lr = 0.1)
     train_step!(net, P[1:3, 1:8], P[4:5, 1:8])
-    @test vec(Matrix(W1)) == params(net)[1:15] != p[1:15]     # the view follows training
+    @test vec(Matrix(W1)) == FA.params(net)[1:15] != p[1:15]     # the view follows training
     @test_throws ArgumentError (W1[1, 1] = 0f0)
     # A view keeps its network alive ...
-    v = weights(Network([3, 4], [:identity]; seed = 1), 1)
+    v = FA.weights(Network([3, 4], [:identity]; seed = 1), 1)
     GC.gc(); GC.gc()
     @test size(v) == (4, 3) && isfinite(sum(v))
     # ... and after close it raises instead of reading freed memory.
@@ -405,14 +413,14 @@ end
     @test e isa DimensionMismatch && occursin("X has 3 rows", e.msg) && occursin("needs 2", e.msg)
     @test_throws DimensionMismatch train_step!(net, X, T[:, 1:4])
     @test_throws DimensionMismatch train_step!(net, X, T[1:2, :])
-    @test_throws DimensionMismatch loss(net, zeros(Float32, 2, 0), zeros(Float32, 3, 0))
+    @test_throws DimensionMismatch FA.loss(net, zeros(Float32, 2, 0), zeros(Float32, 3, 0))
     @test_throws DimensionMismatch params!(net, zeros(Float32, 3))
     @test_throws DimensionMismatch compute_update!(zeros(Float32, 2), net, X, T)
     @test_throws DimensionMismatch feedback!(net, :dfa, 1, zeros(Float32, 4, 3))
     @test_throws DimensionMismatch predict!(zeros(Float32, 3, 4), net, X)
-    @test_throws ArgumentError dropout!(net, 2, 0.5)      # not a hidden layer
-    @test_throws ArgumentError dropout!(net, 1, 1.0)
-    @test_throws ArgumentError weights(net, 3)
+    @test_throws ArgumentError FA.dropout!(net, 2, 0.5)      # not a hidden layer
+    @test_throws ArgumentError FA.dropout!(net, 1, 1.0)
+    @test_throws ArgumentError FA.weights(net, 3)
     @test_throws ArgumentError feedback(net, :fa, 1)      # F_1 does not exist
     @test_throws ArgumentError feedback(net, :bp, 1)
     @test_throws ArgumentError Network([2], [:tanh])
@@ -424,7 +432,7 @@ end
     @test e isa ArgumentError && occursin("Float16", e.msg) && occursin("X", e.msg)
     e = try predict(net, rand(1:3, 2, 5)); nothing catch err; err end
     @test e isa ArgumentError && occursin("Int", e.msg)
-    @test_throws ArgumentError loss(net, X, rand(Bool, 3, 5))
+    @test_throws ArgumentError FA.loss(net, X, rand(Bool, 3, 5))
     @test_throws ArgumentError compute_update!(zeros(Float64, nparams(net)), net, X, T)
     @test_throws ArgumentError params!(net, zeros(Int, nparams(net)))
     @test_throws ArgumentError predict(net, rand(Float32, 2, 2, 2))
@@ -433,8 +441,12 @@ end
     e = try Network([2, 3], [:tanhh]); nothing catch err; err end
     @test e isa ArgumentError && occursin(":tanhh", e.msg) && occursin(":leaky_relu", e.msg)
     @test_throws ArgumentError Network([2, 3], [:identity]; loss = :hinge)
-    e = try rule!(net, :kp); nothing catch err; err end
-    @test e isa ArgumentError && occursin(":dfa", e.msg)
+    e = try rule!(net, :nosuchrule); nothing catch err; err end
+    @test e isa ArgumentError && occursin(":dfa", e.msg) && occursin(":kp", e.msg) && occursin(":nosuchrule", e.msg)
+    # Strings go through the library's lookup: any case, '-' for '_'.
+    @test rule!(net, "SDFA") === net && rule(net) == :sdfa
+    @test activation(Network([2, 3], ["Leaky-ReLU"]), 1) == :leaky_relu
+    rule!(net, :bp)
     @test_throws ArgumentError optimizer!(net, :adagrad)
     @test_throws ArgumentError hparam!(net, :learning_rate, 0.1)
     @test_throws ArgumentError feedback_init!(net, :cauchy)
@@ -448,19 +460,19 @@ end
     e = try Network([2, 3], [:tanh]; loss = :softmax_ce); nothing catch err; err end
     @test e isa FeedbackAlignError && e.code == -2
     Xn = copy(X); Xn[1, 1] = NaN32
-    p = params(net)
+    p = FA.params(net)
     e = try train_step!(net, Xn, T); nothing catch err; err end
     @test e isa FeedbackAlignError && e.code == -5
-    @test params(net) == p                                  # the step changed nothing
+    @test FA.params(net) == p                                  # the step changed nothing
     pn = copy(p); pn[3] = Inf32
     @test_throws FeedbackAlignError params!(net, pn)
-    @test params(net) == p
+    @test FA.params(net) == p
     # Use after close: an exception, never a crash; close is idempotent.
     close(net)
     @test !isopen(net)
     @test_throws InvalidStateException predict(net, X)
     @test_throws InvalidStateException train_step!(net, X, T)
-    @test_throws InvalidStateException params(net)
+    @test_throws InvalidStateException FA.params(net)
     @test_throws InvalidStateException rule!(net, :fa)
     @test_throws InvalidStateException FA.save(net, joinpath(TMP, "closed.fam"))
     @test close(net) === nothing
@@ -497,7 +509,7 @@ end
 @testset "save and load in Julia" begin
     net = Network([4, 6, 3], [:sigmoid, :identity]; loss = :sigmoid_bce, seed = 111)
     rule!(net, :dfa); dfa_variant!(net, :before_activation)
-    optimizer!(net, :rmsprop; lr = 1e-3); dropout!(net, 1, 0.1)
+    optimizer!(net, :rmsprop; lr = 1e-3); FA.dropout!(net, 1, 0.1)
     X = rand(MersenneTwister(5), Float32, 4, 16); T = Float32.(rand(MersenneTwister(6), 3, 16) .> 0.5)
     for _ in 1:3
         train_step!(net, X, T)
@@ -506,13 +518,13 @@ end
     FA.save(net, path)
     back = FA.load(path)
     @test rule(back) == :dfa && dfa_variant(back) == :before_activation
-    @test optimizer(back) == :rmsprop && hparam(back, :lr) ≈ 1e-3 && dropout(back, 1) ≈ 0.1
+    @test optimizer(back) == :rmsprop && hparam(back, :lr) ≈ 1e-3 && FA.dropout(back, 1) ≈ 0.1
     @test losstype(back) == :sigmoid_bce && layer_sizes(back) == [4, 6, 3]
-    @test params(back) == params(net)
+    @test FA.params(back) == FA.params(net)
     @test feedback(back, :dfa, 1) == feedback(net, :dfa, 1)
     # Training continues bit-for-bit (optimiser state and RNG survive).
     @test train_step!(back, X, T) == train_step!(net, X, T)
-    @test params(back) == params(net)
+    @test FA.params(back) == FA.params(net)
 end
 
 @testset "model files between Julia and C" begin
@@ -548,7 +560,7 @@ end
         stepped = joinpath(TMP, "from-c-stepped.fam")
         run(`$prog step $cpath $stepped`)
         train_step!(m, fixed_x(3), fixed_t(2))
-        @test params(FA.load(stepped)) == params(m)
+        @test FA.params(FA.load(stepped)) == FA.params(m)
         # The C program rejects a file Julia corrupted, with the library's message.
         bad = joinpath(TMP, "bad.fam")
         b = read(path); b[end-2] ⊻= 0xff; write(bad, b)
@@ -575,7 +587,7 @@ end
     if isfile(wrong)
         code, msg = load_with(wrong)
         @test code != 0
-        @test occursin("version 0.0.99", msg) && occursin("needs version 0.1.0", msg)
+        @test occursin("version 0.0.99", msg) && occursin("needs version 0.2.0", msg)
     end
     code, msg = load_with(joinpath(TMP, "no-such-lib.so"))
     @test code != 0 && occursin("FEEDBACKALIGN_LIB", msg) && occursin("not a file", msg)
