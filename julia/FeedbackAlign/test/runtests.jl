@@ -31,6 +31,7 @@ using FeedbackAlign
 using FeedbackAlign.Learn
 using FeedbackAlign.Layers
 using Serialization
+using Distributed
 const FA = FeedbackAlign
 
 relerr(a, b) = norm(a .- b) / max(norm(b), eps(Float32))
@@ -937,6 +938,26 @@ end
     bad = copy(bytes); bad[q+20] ⊻= 0x01                                  # a corrupt image
     e = try deserialize(IOBuffer(bad)); nothing catch err; err end
     @test e isa FeedbackAlignError && e.code == -7
+end
+
+@testset "networks through Distributed" begin
+    # remotecall serialises its arguments and results with Serialization:
+    # networks go to a worker process and come back through their images.
+    X, Y = teacher_data(MersenneTwister(231), 16)
+    net = Network([6, 8, 3], [:tanh, :identity]; loss = :softmax_ce, seed = 9, rule = :dfa)
+    w = addprocs(1; exeflags = `--startup-file=no --project=$(FA.PKGDIR)`)[1]
+    try
+        Distributed.remotecall_eval(Main, w, :(using FeedbackAlign))
+        # There: train a copy one step; here: the same step.
+        back = remotecall_fetch((n, X, Y) -> (train_step!(n, X, Y); n), w, net, X, Y)
+        train_step!(net, X, Y)
+        @test back isa Network && FA.params(back) == FA.params(net)
+        @test feedback(back, :dfa, 1) == feedback(net, :dfa, 1)
+        made = remotecall_fetch(() -> Network("4-5-2"; seed = 3), w)
+        @test FA.params(made) == FA.params(Network("4-5-2"; seed = 3))
+    finally
+        rmprocs(w)
+    end
 end
 
 @testset "views are strided and BLAS-backed" begin
