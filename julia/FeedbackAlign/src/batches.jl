@@ -21,6 +21,20 @@ nobs(x) = throw(ArgumentError("data must be an array or a tuple of arrays (obser
 obsview(A::AbstractArray, idx) = view(A, ntuple(_ -> Colon(), ndims(A) - 1)..., idx)
 obsview(data::Tuple, idx) = map(A -> obsview(A, idx), data)
 obsgather(A::AbstractArray, idx) = A[ntuple(_ -> Colon(), ndims(A) - 1)..., idx]
+# An Array's observations are contiguous blocks: copy each with one copyto!
+# (a memcpy), several times faster than the generic indexing above for
+# image-sized observations.  The result is the same new Array.
+function obsgather(A::Array{T,N}, idx::AbstractVector{<:Integer}) where {T,N}
+    N == 1 && return A[idx]
+    m = prod(ntuple(d -> size(A, d), N - 1))
+    B = similar(A, (ntuple(d -> size(A, d), N - 1)..., length(idx)))
+    n = size(A, N)
+    for (k, j) in enumerate(idx)
+        1 <= j <= n || throw(BoundsError(A, (ntuple(_ -> Colon(), N - 1)..., j)))
+        copyto!(B, (k - 1) * m + 1, A, (j - 1) * m + 1, m)
+    end
+    return B
+end
 obsgather(data::Tuple, idx) = map(A -> obsgather(A, idx), data)
 
 function checkbatchsize(size::Integer)

@@ -462,6 +462,11 @@ end
     rb = RandomBatches((X, Y); size = 16, count = 7, rng = MersenneTwister(2))
     @test length(collect(rb)) == 7 && size(first(rb)[1]) == (6, 16)
     @test collect(eachbatch(1:10; size = 4))[3] == [9, 10]
+    # Shuffled batches are gathered with one copy per observation.
+    A4 = rand(Float32, 2, 3, 4, 5)
+    @test FA.obsgather(A4, [5, 2, 2]) == A4[:, :, :, [5, 2, 2]]
+    @test FA.obsgather(X, 3:7) == X[:, 3:7] && FA.obsgather(collect(1:5), [4, 1]) == [4, 1]
+    @test_throws BoundsError FA.obsgather(X, [1, 301])
     @test_throws DimensionMismatch eachbatch((X, Y[:, 1:10]); size = 4)
     @test_throws ArgumentError eachbatch((X, Y); size = 0)
     net = Network([6, 32, 3], [:relu, :identity]; loss = :softmax_ce, seed = 62)
