@@ -1230,6 +1230,9 @@ end
 @testset "BLAS info and threads" begin
     s = FA.blas_info()
     @test occursin("core", s) && occursin("thread", s)
+    # The header's format: "OpenBLAS 0.3.21 DYNAMIC_ARCH ..., core Zen, 2 threads, pthreads"
+    # (OpenBLAS's own configuration string already starts with its name).
+    @test startswith(s, "OpenBLAS ") && !occursin("OpenBLAS OpenBLAS", s)
     @test FA.blas_generic() isa Bool
     io = IOBuffer()
     FA.versioninfo(io)
