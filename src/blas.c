@@ -109,8 +109,11 @@ FA_API int fa_blas_info(char *buf, int64_t len, int32_t *generic)
     const char *core = openblas_get_corename();
     const int par = openblas_get_parallel();
     const int32_t threads = fa_blas_threads();
-    snprintf(buf, (size_t)(len > 4096 ? 4096 : len), "OpenBLAS %s, core %s, %d thread%s, %s",
-             config ? config : "?", core ? core : "?", (int)threads, threads == 1 ? "" : "s",
+    /* OpenBLAS 0.3 starts its configuration with "OpenBLAS <version>";
+     * older ones give only the build options. */
+    const char *name = config && strncmp(config, "OpenBLAS ", 9) == 0 ? "" : "OpenBLAS ";
+    snprintf(buf, (size_t)(len > 4096 ? 4096 : len), "%s%s, core %s, %d thread%s, %s",
+             name, config ? config : "?", core ? core : "?", (int)threads, threads == 1 ? "" : "s",
              par == 0 ? "sequential" : par == 2 ? "OpenMP" : "pthreads");
     if (generic)
         *generic = core && generic_core(core) && cpu_has_avx2();

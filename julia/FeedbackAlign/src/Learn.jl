@@ -10,6 +10,11 @@ library's training step:
                          MaxIter(10_000), Verbose()),
            RandomBatches((X, Y); size=64))
 
+It also exports the batch iterators `eachbatch` and `RandomBatches`
+(MLDataPattern look-alikes).  The protocol function `update!` is not
+exported (Flux exports an `update!` of its own): extend it as
+`Learn.update!`, as one extends `LearningStrategies.update!`.
+
 `learn!(model, strat, data)` calls `setup!(strat, model, data)`, then for each
 `(i, item)` in `enumerate(data)`: `update!(model, strat, i, item)`,
 `hook(strat, model, data, i)`, and stops when `finished(strat, model, data, i)`;
@@ -21,13 +26,14 @@ exactly as with LearningStrategies.jl.
 module Learn
 
 using ..FeedbackAlign: Network, train_step!, lastloss, rule!, optimizer!, hparam!,
-                       feedback_init!, dfa_variant!, dropout!, reserve!
+                       feedback_init!, dfa_variant!, dropout!, reserve!, eachbatch,
+                       RandomBatches
 using LinearAlgebra: norm
 using Printf
 
-export LearningStrategy, MetaStrategy, strategy, learn!, setup!, update!, hook, finished,
+export LearningStrategy, MetaStrategy, strategy, learn!, setup!, hook, finished,
        cleanup!, MaxIter, TimeLimit, Converged, ConvergedTo, IterFunction, Tracer, Breaker,
-       Verbose, FeedbackLearner
+       Verbose, FeedbackLearner, eachbatch, RandomBatches
 
 abstract type LearningStrategy end
 
@@ -86,11 +92,21 @@ strategy(m::MetaStrategy, s::LearningStrategy...) = MetaStrategy((m.strategies..
 
 Base.show(io::IO, m::MetaStrategy) = print(io, "MetaStrategy", m.strategies)
 
-setup!(m::MetaStrategy, model, data) = foreach(s -> setup!(s, model, data), m.strategies)
-update!(model, m::MetaStrategy, i, item) = foreach(s -> update!(model, s, i, item), m.strategies)
-hook(m::MetaStrategy, model, data, i) = foreach(s -> hook(s, model, data, i), m.strategies)
-finished(m::MetaStrategy, model, data, i) = any(s -> finished(s, model, data, i), m.strategies)
-cleanup!(m::MetaStrategy, model) = foreach(s -> cleanup!(s, model), m.strategies)
+# The strategies are a Tuple of different types: walk it by recursion (not a
+# loop, whose element type would be abstract), so that every call is
+# resolved at compile time and one iteration of learn! is type-stable.
+@inline teach(f, t::Tuple) = (f(first(t)); teach(f, Base.tail(t)))
+@inline teach(f, ::Tuple{}) = nothing
+@inline tany(f, t::Tuple) = f(first(t))::Bool | tany(f, Base.tail(t))
+@inline tany(f, ::Tuple{}) = false
+
+setup!(m::MetaStrategy, model, data) = teach(s -> setup!(s, model, data), m.strategies)
+update!(model, m::MetaStrategy, i, item) = teach(s -> update!(model, s, i, item), m.strategies)
+hook(m::MetaStrategy, model, data, i) = teach(s -> hook(s, model, data, i), m.strategies)
+# Every strategy is asked (as LearningStrategies does, so a Verbose wrapper
+# can report), and the loop ends if one of them is finished.
+finished(m::MetaStrategy, model, data, i) = tany(s -> finished(s, model, data, i), m.strategies)
+cleanup!(m::MetaStrategy, model) = teach(s -> cleanup!(s, model), m.strategies)
 
 # ------------------------------------------------------------- built-ins
 
@@ -117,24 +133,42 @@ finished(s::TimeLimit, model, i) = time() - s.t0 >= s.secs
 """
     Converged(f; tol=1e-6, every=1)
 
-Finish when `f(model)` (a number or an array) changes by at most `tol` (in
-norm) between two checks `every` iterations apart.
+Finish when `f(model)` (a number or an array of numbers) changes by at most
+`tol` (in norm) between two checks `every` iterations apart.  The last value
+is kept as a `Vector{Float64}`, so the check is type-stable whatever `f`
+returns.
 """
 mutable struct Converged{F} <: LearningStrategy
     f::F
     tol::Float64
     every::Int
-    last::Any
+    last::Vector{Float64}
+    haslast::Bool
 end
 Converged(f; tol::Real = 1e-6, every::Integer = 1) =
-    every >= 1 ? Converged(f, Float64(tol), Int(every), nothing) :
+    every >= 1 ? Converged(f, Float64(tol), Int(every), Float64[], false) :
     throw(ArgumentError("Converged needs every >= 1, got $every"))
-setup!(s::Converged, model) = (s.last = nothing; nothing)
+setup!(s::Converged, model) = (s.haslast = false; nothing)
 function finished(s::Converged, model, i)
     i % s.every == 0 || return false
-    v = s.f(model)
-    done = s.last !== nothing && norm(v .- s.last) <= s.tol
-    s.last = copy(v)
+    return converged!(s, s.f(model))
+end
+# A function barrier: f's result may be of any type.
+function converged!(s::Converged, v)
+    n = length(v)
+    done = false
+    if s.haslast && length(s.last) == n
+        d2 = 0.0
+        for k in 1:n
+            d2 += abs2(Float64(v[k]) - s.last[k])
+        end
+        done = sqrt(d2) <= s.tol
+    end
+    resize!(s.last, n)
+    for k in 1:n
+        s.last[k] = Float64(v[k])
+    end
+    s.haslast = true
     return done
 end
 
@@ -200,10 +234,10 @@ passes every call through to it.  The second prints a progress line every
 `every` iterations, with the loss of the last training step when the model
 is a `Network`.
 """
-struct Verbose{S} <: LearningStrategy
+struct Verbose{S,I<:IO} <: LearningStrategy
     s::S
     every::Int
-    io::IO
+    io::I
 end
 Verbose(s::LearningStrategy; io::IO = stdout) = Verbose(s, 1, io)
 Verbose(; every::Integer = 100, io::IO = stdout) =
@@ -241,9 +275,10 @@ cleanup!(v::Verbose{<:LearningStrategy}, model) = cleanup!(v.s, model)
 
 A strategy whose `update!(net, learner, (X, Y))` runs one library training
 step on the batch.  At `setup!` it applies the settings that are not
-`nothing` to the network: the rule (`:bp`, `:fa`, `:dfa`), the optimiser,
+`nothing` to the network: the rule (any of `FeedbackAlign.choices(:rule)`), the optimiser,
 the learning rate `lr` and any other hyperparameter given by keyword
-(`momentum`, `weight_decay`, `beta1`, ...), the feedback distribution
+(`momentum`, `weight_decay`, `beta1`, `kp_decay`, `wm_lr`, ...: the
+library's names), the feedback distribution
 (`feedback=:uniform` with `scale`), the DFA variant, a dropout probability
 for every hidden layer and a workspace reservation.  `learner.loss` holds
 the last step's loss, `learner.steps` the number of steps taken.
@@ -284,7 +319,7 @@ function setup!(s::FeedbackLearner, net::Network)
     end
     if s.dropout !== nothing
         for l in 1:length(net.sizes)-2
-            dropout!(net, l, s.dropout)
+            dropout!(net, l, s.dropout::Float64)
         end
     end
     s.max_batch === nothing || reserve!(net, s.max_batch)

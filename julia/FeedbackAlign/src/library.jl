@@ -143,3 +143,69 @@ end
     msg = unsafe_string(LibFA.fa_last_error())
     throw(FeedbackAlignError(Int(rc), msg))
 end
+
+# ------------------------------------------------------------ BLAS, threads
+
+"""
+    FeedbackAlign.blas_info() -> String
+
+One line describing the BLAS the library computes with (`fa_blas_info`),
+e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... (core Haswell), 1 thread, pthreads".
+This is the library's BLAS (the system OpenBLAS), not Julia's own.
+"""
+blas_info() = blas_query()[1]
+
+"""
+    FeedbackAlign.blas_generic() -> Bool
+
+True when OpenBLAS runs its generic kernels (Prescott, Core2, ...) on a CPU
+with AVX2 or AVX-512, where `OPENBLAS_CORETYPE` (e.g. Haswell, SkylakeX, Zen)
+set before Julia starts would be several times faster.
+"""
+blas_generic() = blas_query()[2]
+
+function blas_query()
+    buf = Vector{UInt8}(undef, 512)
+    generic = Ref{Int32}(0)
+    GC.@preserve buf check(LibFA.fa_blas_info(buf, length(buf), generic))
+    return String(buf[1:something(findfirst(iszero, buf), length(buf) + 1)-1]), generic[] != 0
+end
+
+"""
+    FeedbackAlign.set_threads(n)
+
+Number of threads for everything the library computes, in this process
+(`fa_set_threads`): the thread count of the library's OpenBLAS and the split
+of its element-wise work.  Julia's own BLAS (`LinearAlgebra.BLAS.set_num_threads`)
+is separate.
+"""
+function set_threads(n::Integer)
+    1 <= n <= typemax(Int32) || throw(ArgumentError("n must be >= 1, got $n"))
+    check(LibFA.fa_set_threads(Int32(n)))
+    return nothing
+end
+
+"""`FeedbackAlign.get_threads()`: the library's thread count (`fa_get_threads`)."""
+get_threads() = Int(LibFA.fa_get_threads())
+
+"""
+    FeedbackAlign.versioninfo(io=stdout)
+
+The package and library versions, the library's path, its BLAS and thread
+count and the rules it knows; with a one-line warning when OpenBLAS runs its
+generic kernels on an AVX2/AVX-512 CPU (see `blas_generic`).
+"""
+function versioninfo(io::IO = stdout)
+    info, generic = blas_query()
+    println(io, "FeedbackAlign.jl ", PKGVERSION, " on Julia ", VERSION)
+    println(io, "libfeedbackalign ", library_version(), " at ", library_path())
+    println(io, "BLAS: ", info)
+    println(io, "threads: ", get_threads(), " (FeedbackAlign.set_threads)")
+    println(io, "rules: ", join(choices(:rule), " "))
+    if generic
+        println(io, "WARNING: OpenBLAS runs its generic kernels on a CPU with AVX2/AVX-512; set ",
+                "OPENBLAS_CORETYPE (e.g. Haswell, SkylakeX or Zen) before starting Julia for ",
+                "several times the speed")
+    end
+    return nothing
+end
