@@ -465,9 +465,10 @@ FA_API int fa_spec_add_pool(fa_spec *spec, int32_t kind, int32_t size,
 /** Parse the text form of a spec: '-'-separated tokens, the first the input,
  *  "N" (N features) or "CxHxW"; then one token per layer:
  *    N         dense layer of N units
- *    cNkK      convolution, N channels, K x K kernel; optional sK (stride,
- *              default 1) and pK (padding, default 0) in that order:
- *              "c6k5p2", "c16k3s2p1"
+ *    cNkK      convolution, N channels, K x K kernel (kH,W for a kernel of
+ *              H rows and W columns); optional sK (stride, default 1) and
+ *              pK (padding, default 0) in that order: "c6k5p2",
+ *              "c16k3s2p1", "c8k5,3"
  *    mK, aK    max / average pooling over K x K windows, optional sK stride
  *              (default K): "m2", "a3s2"
  *  Any layer token may end in "xR" to repeat it R times ("240x100" is 100
