@@ -77,5 +77,5 @@ const fa_rule_desc fa_rule_kp = {
     .before_commit = kp_before_commit,
     .after_commit = kp_after_commit,
     .hparams = kp_hparams,
-    .n_hparams = 1,
+    .n_hparams = (int32_t)(sizeof kp_hparams / sizeof kp_hparams[0]),
 };

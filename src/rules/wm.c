@@ -117,5 +117,5 @@ const fa_rule_desc fa_rule_wm = {
     .check_commit = wm_check,
     .after_commit = wm_after_commit,
     .hparams = wm_hparams,
-    .n_hparams = 4,
+    .n_hparams = (int32_t)(sizeof wm_hparams / sizeof wm_hparams[0]),
 };
