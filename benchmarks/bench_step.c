@@ -746,6 +746,29 @@ static int loop_mode(char *spec, int limit)
     fprintf(stderr, "# loop %s %s %s threads %d batch %d: %ld %s, %.3f ms each\n", a.name,
             f[1], f[2], threads, (int)batch, calls, limit ? "limit runs" : "steps",
             1e3 * el / (double)calls);
+    /* the limit's GEMMs one by one: which products the limit is made of */
+    fprintf(stderr, "# the limit's GEMMs (column-major, C (m, n) = op(A) op(B), inner k), "
+                    "median of 21 calls each:\n");
+    double total = 0;
+    for (int i = 0; i < plan.n_ops; i++) {
+        bu_plan one = plan;
+        one.op = &plan.op[i];
+        one.n_ops = 1;
+        double tt[21];
+        bu_plan_run(&one);
+        for (int k = 0; k < 21; k++) {
+            const double s0 = bu_now();
+            bu_plan_run(&one);
+            tt[k] = bu_now() - s0;
+        }
+        const bu_gemm *o = &plan.op[i];
+        const double ms = 1e3 * bu_median(tt, 21);
+        total += ms;
+        fprintf(stderr, "#   %s%s m=%-6d n=%-6d k=%-6d %8.3f ms %7.1f GFLOP/s\n", o->ta ? "T" : "N",
+                o->tb ? "T" : "N", o->m, o->n, o->k, ms,
+                2.0 * o->m * (double)o->n * o->k / (ms * 1e6));
+    }
+    fprintf(stderr, "#   sum %.3f ms\n", total);
     bu_plan_free(&plan);
     fa_net_free(sc.net);
     free(x);
