@@ -133,7 +133,7 @@ static void point(const char *study, const char *spec, double xval, int32_t m, i
         sc[r] = (bu_step_ctx){bu_net(a, c->rules[r], c->opt, 42u), x, t, (int32_t)n0,
                               (int32_t)nc, m};
         bu_must(fa_net_reserve(sc[r].net, m), "fa_net_reserve");
-        bu_plan_build(&plan[r], a, hidden[r], m);
+        bu_plan_build(&plan[r], a, hidden[r], bu_rule_back_w(c->rules[r]), m);
         fn[2 * r] = bu_train_step;
         ctx[2 * r] = &sc[r];
         fn[2 * r + 1] = bu_plan_fn;
@@ -251,7 +251,7 @@ int main(int argc, char **argv)
     }
     cfg c;
     memset(&c, 0, sizeof c);
-    c.repeats = repeats >= 0 ? repeats : quick ? 3 : 11;
+    c.repeats = repeats >= 0 ? repeats : quick ? 3 : 21;
     c.steps = steps >= 0 ? steps : quick ? 1 : 2;
     char def_rules[] = "bp,fa,dfa", def_thr1[] = "1", def_thr[] = "1,2",
          def_studies[] = "width,depth,batch";

@@ -636,14 +636,17 @@ static void bench_config(const bu_arch *a, int32_t batch, int threads, const opt
     bu_make_batch(x, n0, t, (int32_t)nc, batch);
     bu_must(fa_set_threads(threads), "fa_set_threads");
 
-    bu_plan plan[3];
-    int have_plan[3] = {0, 0, 0};
-    int hidden[MAX_RULES];
+    /* one limit per (hidden mode, backward through W or not) */
+    bu_plan plan[6];
+    int have_plan[6] = {0};
+    int hidden[MAX_RULES], pk[MAX_RULES];
     for (int r = 0; r < o->n_rules; r++) {
         hidden[r] = bu_rule_hidden(o->rules[r]);
-        if (!have_plan[hidden[r]]) {
-            bu_plan_build(&plan[hidden[r]], a, hidden[r], batch);
-            have_plan[hidden[r]] = 1;
+        const int back_w = bu_rule_back_w(o->rules[r]);
+        pk[r] = hidden[r] + 3 * back_w;
+        if (!have_plan[pk[r]]) {
+            bu_plan_build(&plan[pk[r]], a, hidden[r], back_w, batch);
+            have_plan[pk[r]] = 1;
         }
     }
     const int n = 2 * o->n_rules;
@@ -663,10 +666,10 @@ static void bench_config(const bu_arch *a, int32_t batch, int threads, const opt
             fn[2 * r] = bu_train_step;
             ctx[2 * r] = &sc[r];
             fn[2 * r + 1] = bu_plan_fn;
-            ctx[2 * r + 1] = &plan[hidden[r]];
+            ctx[2 * r + 1] = &plan[pk[r]];
             for (int i = 0; i < 3; i++) { /* warm-up: pages, threads, feedback */
                 bu_train_step(&sc[r]);
-                bu_plan_run(&plan[hidden[r]]);
+                bu_plan_run(&plan[pk[r]]);
             }
         }
         bu_time_interleaved(n, fn, ctx, 2, o->repeats, o->steps, times);
@@ -680,7 +683,7 @@ static void bench_config(const bu_arch *a, int32_t batch, int threads, const opt
             w.over = bu_median(ratio, o->repeats);
             w.ms = 1e3 * bu_median(times[2 * r], o->repeats);
             w.limit_ms = 1e3 * bu_median(times[2 * r + 1], o->repeats);
-            w.gflops = plan[hidden[r]].flops / (w.ms * 1e6);
+            w.gflops = plan[pk[r]].flops / (w.ms * 1e6);
             printf("%s,%s,%s,%d,%d,%s,%.4f,%.2f,%.4f,%.3f,%.3f\n", a->name,
                    rule_name(o->rules[r]), opt_name(o->optims[k]), threads, (int)batch,
                    bu_hidden_name(hidden[r]), w.ms, w.gflops, w.limit_ms, w.frac, w.over);
@@ -690,7 +693,7 @@ static void bench_config(const bu_arch *a, int32_t batch, int threads, const opt
             fa_net_free(sc[r].net);
         }
     }
-    for (int h = 0; h < 3; h++)
+    for (int h = 0; h < 6; h++)
         if (have_plan[h])
             bu_plan_free(&plan[h]);
     for (int i = 0; i < n; i++)
@@ -732,7 +735,7 @@ static int loop_mode(char *spec, int limit)
     bu_step_ctx sc = {bu_net(&a, rule, opt, 42u), x, t, (int32_t)n0, (int32_t)nc, batch};
     bu_must(fa_net_reserve(sc.net, batch), "fa_net_reserve");
     bu_plan plan;
-    bu_plan_build(&plan, &a, bu_rule_hidden(rule), batch);
+    bu_plan_build(&plan, &a, bu_rule_hidden(rule), bu_rule_back_w(rule), batch);
     long calls = 0;
     const double t0 = bu_now();
     while (bu_now() - t0 < seconds) {

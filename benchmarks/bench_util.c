@@ -210,6 +210,13 @@ int bu_rule_hidden(int32_t rule)
     return hidden_learns ? BU_HIDDEN_CHAIN : BU_HIDDEN_NONE;
 }
 
+int bu_rule_back_w(int32_t rule)
+{
+    int32_t kind = 0;
+    bu_must(fa_rule_info(rule, &kind, NULL, NULL, NULL), "fa_rule_info");
+    return kind == FA_FEEDBACK_NONE && bu_rule_hidden(rule) == BU_HIDDEN_CHAIN;
+}
+
 const char *bu_hidden_name(int hidden)
 {
     return hidden == BU_HIDDEN_CHAIN ? "chain" : hidden == BU_HIDDEN_DIRECT ? "direct" : "none";
@@ -271,7 +278,7 @@ static void plan_add(bu_plan *p, int ta, int tb, int64_t m, int64_t n, int64_t k
     p->flops += 2.0 * (double)m * (double)n * (double)k;
 }
 
-void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int32_t m)
+void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int32_t m)
 {
     memset(p, 0, sizeof *p);
     const int32_t L = a->L, first = bu_arch_first_param(a);
@@ -296,7 +303,8 @@ void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int32_t m)
             if (ly->w_rows == 0)
                 continue;
             const int64_t R = ly->w_rows, K = ly->w_cols, P = bu_cols(ly, m);
-            float *B = plan_buffer(p, R * K, 1), *dX = plan_buffer(p, K * P, 0);
+            float *B = back_w ? W[l] : plan_buffer(p, R * K, 1);
+            float *dX = plan_buffer(p, K * P, 0);
             plan_add(p, 1, 0, K, P, R, B, R, dA[l], R, dX, K);
         }
     } else if (hidden == BU_HIDDEN_DIRECT) {

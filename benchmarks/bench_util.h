@@ -102,6 +102,10 @@ enum { BU_HIDDEN_CHAIN = 0, BU_HIDDEN_DIRECT = 1, BU_HIDDEN_NONE = 2 };
  * tiny network tells: a hidden update of zero means NONE. */
 int bu_rule_hidden(int32_t rule);
 const char *bu_hidden_name(int hidden);
+/* 1 if the rule sends its errors back through W itself (exact backprop: a
+ * CHAIN rule without feedback), so that its limit reads W, not a separate
+ * matrix of W's shape, in the input-error products. */
+int bu_rule_back_w(int32_t rule);
 
 /* ---------------------------------------------------------------- the limit */
 
@@ -120,11 +124,14 @@ typedef struct bu_plan {
     int n_buf, buf_cap;
 } bu_plan;
 
-/* The products of one step of a rule with this hidden mode at batch m.
+/* The products of one step of a rule with this hidden mode at batch m
+ * (back_w: the input errors go through W itself, as under BP; else through
+ * a separate matrix of W's shape, as FA's F or a derived rule's B).
  * Cross-checks the plan's FLOPs against bu_step_flops (exit 2 if they
- * differ).  Operands are independent buffers filled once with small random
- * values, outputs separate, so no product ever sees denormals. */
-void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int32_t m);
+ * differ).  Operands are buffers filled once with small random values that
+ * no product writes, outputs separate, so no product ever sees
+ * denormals. */
+void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int32_t m);
 void bu_plan_run(const bu_plan *p);
 void bu_plan_free(bu_plan *p);
 /* The step's GEMM FLOPs by the cost model, independently of the plan:
