@@ -133,7 +133,8 @@ static void point(const char *study, const char *spec, double xval, int32_t m, i
         sc[r] = (bu_step_ctx){bu_net(a, c->rules[r], c->opt, 42u), x, t, (int32_t)n0,
                               (int32_t)nc, m};
         bu_must(fa_net_reserve(sc[r].net, m), "fa_net_reserve");
-        bu_plan_build(&plan[r], a, hidden[r], bu_rule_back_w(c->rules[r]), m);
+        bu_plan_build(&plan[r], a, hidden[r], bu_rule_back_w(c->rules[r]),
+                      c->opt == FA_OPT_SGD, m);
         fn[2 * r] = bu_train_step;
         ctx[2 * r] = &sc[r];
         fn[2 * r + 1] = bu_plan_fn;

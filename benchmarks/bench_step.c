@@ -636,18 +636,15 @@ static void bench_config(const bu_arch *a, int32_t batch, int threads, const opt
     bu_make_batch(x, n0, t, (int32_t)nc, batch);
     bu_must(fa_set_threads(threads), "fa_set_threads");
 
-    /* one limit per (hidden mode, backward through W or not) */
+    /* one limit per (hidden mode, backward through W or not), built for
+     * each optimiser (plain SGD updates W inside the weight GEMMs) */
     bu_plan plan[6];
     int have_plan[6] = {0};
-    int hidden[MAX_RULES], pk[MAX_RULES];
+    int hidden[MAX_RULES], back_w[MAX_RULES], pk[MAX_RULES];
     for (int r = 0; r < o->n_rules; r++) {
         hidden[r] = bu_rule_hidden(o->rules[r]);
-        const int back_w = bu_rule_back_w(o->rules[r]);
-        pk[r] = hidden[r] + 3 * back_w;
-        if (!have_plan[pk[r]]) {
-            bu_plan_build(&plan[pk[r]], a, hidden[r], back_w, batch);
-            have_plan[pk[r]] = 1;
-        }
+        back_w[r] = bu_rule_back_w(o->rules[r]);
+        pk[r] = hidden[r] + 3 * back_w[r];
     }
     const int n = 2 * o->n_rules;
     bu_fn *fn = bu_malloc(sizeof *fn * (size_t)n);
@@ -659,6 +656,12 @@ static void bench_config(const bu_arch *a, int32_t batch, int threads, const opt
     double *ratio = bu_malloc(sizeof(double) * (size_t)o->repeats);
 
     for (int k = 0; k < o->n_opts; k++) {
+        for (int r = 0; r < o->n_rules; r++)
+            if (!have_plan[pk[r]]) {
+                bu_plan_build(&plan[pk[r]], a, hidden[r], back_w[r],
+                              o->optims[k] == FA_OPT_SGD, batch);
+                have_plan[pk[r]] = 1;
+            }
         for (int r = 0; r < o->n_rules; r++) {
             sc[r] = (bu_step_ctx){bu_net(a, o->rules[r], o->optims[k], 42u), x, t,
                                   (int32_t)n0, (int32_t)nc, batch};
@@ -692,10 +695,12 @@ static void bench_config(const bu_arch *a, int32_t batch, int threads, const opt
             *best = fmin(*best, w.over);
             fa_net_free(sc[r].net);
         }
+        for (int h = 0; h < 6; h++)
+            if (have_plan[h]) {
+                bu_plan_free(&plan[h]);
+                have_plan[h] = 0;
+            }
     }
-    for (int h = 0; h < 6; h++)
-        if (have_plan[h])
-            bu_plan_free(&plan[h]);
     for (int i = 0; i < n; i++)
         free(times[i]);
     free(times);
@@ -735,7 +740,8 @@ static int loop_mode(char *spec, int limit)
     bu_step_ctx sc = {bu_net(&a, rule, opt, 42u), x, t, (int32_t)n0, (int32_t)nc, batch};
     bu_must(fa_net_reserve(sc.net, batch), "fa_net_reserve");
     bu_plan plan;
-    bu_plan_build(&plan, &a, bu_rule_hidden(rule), bu_rule_back_w(rule), batch);
+    bu_plan_build(&plan, &a, bu_rule_hidden(rule), bu_rule_back_w(rule), opt == FA_OPT_SGD,
+                  batch);
     long calls = 0;
     const double t0 = bu_now();
     while (bu_now() - t0 < seconds) {
@@ -767,8 +773,8 @@ static int loop_mode(char *spec, int limit)
         const bu_gemm *o = &plan.op[i];
         const double ms = 1e3 * bu_median(tt, 21);
         total += ms;
-        fprintf(stderr, "#   %s%s m=%-6d n=%-6d k=%-6d %8.3f ms %7.1f GFLOP/s\n", o->ta ? "T" : "N",
-                o->tb ? "T" : "N", o->m, o->n, o->k, ms,
+        fprintf(stderr, "#   %s%s m=%-6d n=%-6d k=%-6d beta %g %8.3f ms %7.1f GFLOP/s\n",
+                o->ta ? "T" : "N", o->tb ? "T" : "N", o->m, o->n, o->k, (double)o->beta, ms,
                 2.0 * o->m * (double)o->n * o->k / (ms * 1e6));
     }
     fprintf(stderr, "#   sum %.3f ms\n", total);

@@ -247,8 +247,8 @@ static float *plan_buffer(bu_plan *p, int64_t floats, int fill)
 }
 
 static void plan_add(bu_plan *p, int ta, int tb, int64_t m, int64_t n, int64_t k,
-                     const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
-                     int64_t ldc)
+                     float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                     float beta, float *c, int64_t ldc)
 {
     if (p->n_ops == p->cap) {
         p->cap = p->cap ? 2 * p->cap : 64;
@@ -275,10 +275,13 @@ static void plan_add(bu_plan *p, int ta, int tb, int64_t m, int64_t n, int64_t k
     o->ldb = (int)ldb;
     o->c = c;
     o->ldc = (int)ldc;
+    o->alpha = alpha;
+    o->beta = beta;
     p->flops += 2.0 * (double)m * (double)n * (double)k;
 }
 
-void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int32_t m)
+void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int sgd,
+                   int32_t m)
 {
     memset(p, 0, sizeof *p);
     const int32_t L = a->L, first = bu_arch_first_param(a);
@@ -294,7 +297,7 @@ void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int32_t
         X[l] = plan_buffer(p, K * P, 1);
         float *A = plan_buffer(p, R * P, 0);
         dA[l] = plan_buffer(p, R * P, 1);
-        plan_add(p, 0, 0, R, P, K, W[l], R, X[l], K, A, R);
+        plan_add(p, 0, 0, R, P, K, 1.0f, W[l], R, X[l], K, 0.0f, A, R);
     }
     /* the hidden errors */
     if (hidden == BU_HIDDEN_CHAIN) {
@@ -305,7 +308,7 @@ void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int32_t
             const int64_t R = ly->w_rows, K = ly->w_cols, P = bu_cols(ly, m);
             float *B = back_w ? W[l] : plan_buffer(p, R * K, 1);
             float *dX = plan_buffer(p, K * P, 0);
-            plan_add(p, 1, 0, K, P, R, B, R, dA[l], R, dX, K);
+            plan_add(p, 1, 0, K, P, R, 1.0f, B, R, dA[l], R, 0.0f, dX, K);
         }
     } else if (hidden == BU_HIDDEN_DIRECT) {
         int64_t nd = 0;
@@ -315,7 +318,7 @@ void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int32_t
                 nd += a->layer[l].n_out;
         if (nd > 0) {
             float *G = plan_buffer(p, c * nd, 1), *D = plan_buffer(p, nd * m, 0);
-            plan_add(p, 1, 0, nd, m, c, G, c, dA[L], c, D, nd);
+            plan_add(p, 1, 0, nd, m, c, 1.0f, G, c, dA[L], c, 0.0f, D, nd);
         }
     }
     /* the weight gradients, in layer order (as the library) */
@@ -324,8 +327,12 @@ void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int32_t
         if (ly->w_rows == 0)
             continue;
         const int64_t R = ly->w_rows, K = ly->w_cols, P = bu_cols(ly, m);
-        float *dW = plan_buffer(p, R * K, 0);
-        plan_add(p, 0, 1, R, K, P, dA[l], R, X[l], K, dW, R);
+        /* under plain SGD the library's GEMM updates W in place; lr small
+         * enough that W stays where it is over any number of runs */
+        if (sgd)
+            plan_add(p, 0, 1, R, K, P, -1e-3f, dA[l], R, X[l], K, 1.0f, W[l], R);
+        else
+            plan_add(p, 0, 1, R, K, P, 1.0f, dA[l], R, X[l], K, 0.0f, plan_buffer(p, R * K, 0), R);
     }
     double f = bu_step_flops(a, hidden, m);
     if (p->flops < f * (1 - 1e-12) || p->flops > f * (1 + 1e-12)) {
@@ -339,8 +346,8 @@ void bu_plan_run(const bu_plan *p)
     for (int i = 0; i < p->n_ops; i++) {
         const bu_gemm *o = &p->op[i];
         cblas_sgemm(CblasColMajor, o->ta ? CblasTrans : CblasNoTrans,
-                    o->tb ? CblasTrans : CblasNoTrans, o->m, o->n, o->k, 1.0f, o->a, o->lda,
-                    o->b, o->ldb, 0.0f, o->c, o->ldc);
+                    o->tb ? CblasTrans : CblasNoTrans, o->m, o->n, o->k, o->alpha, o->a,
+                    o->lda, o->b, o->ldb, o->beta, o->c, o->ldc);
     }
 }
 

@@ -112,6 +112,7 @@ int bu_rule_back_w(int32_t rule);
 typedef struct bu_gemm {
     int ta, tb;          /* 0 as stored, 1 transposed */
     int m, n, k, lda, ldb, ldc;
+    float alpha, beta;
     const float *a, *b;
     float *c;
 } bu_gemm;
@@ -126,12 +127,18 @@ typedef struct bu_plan {
 
 /* The products of one step of a rule with this hidden mode at batch m
  * (back_w: the input errors go through W itself, as under BP; else through
- * a separate matrix of W's shape, as FA's F or a derived rule's B).
+ * a separate matrix of W's shape, as FA's F or a derived rule's B; sgd:
+ * the weight gradients update W in place, W <- W - lr dW with GEMM alpha =
+ * -lr and beta = 1, as the library's fused plain-SGD step does, else they
+ * are written to a separate buffer with beta = 0).  The same calls the
+ * library makes, so that memory-bound products (small batches) move the
+ * same bytes.
  * Cross-checks the plan's FLOPs against bu_step_flops (exit 2 if they
  * differ).  Operands are buffers filled once with small random values that
  * no product writes, outputs separate, so no product ever sees
  * denormals. */
-void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int32_t m);
+void bu_plan_build(bu_plan *p, const bu_arch *a, int hidden, int back_w, int sgd,
+                   int32_t m);
 void bu_plan_run(const bu_plan *p);
 void bu_plan_free(bu_plan *p);
 /* The step's GEMM FLOPs by the cost model, independently of the plan:
