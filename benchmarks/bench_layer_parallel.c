@@ -18,12 +18,15 @@
  *
  * Output: CSV on stdout
  *   arch,rule,optimizer,threads,batch,never_ms,always_ms,auto_ms,
- *   always_over_never,q1,q3,winner,auto_plan,auto_right
+ *   always_over_never,q1,q3,winner,auto_plan,auto_right,reduction_share,
+ *   alt_plan,alt_right
  * always_over_never is the median over repeats of the per-repeat ratio
  * (q1, q3 its quartiles); winner is "always" or "never" when the
  * interquartile range excludes 1, else "tie"; auto_plan is what AUTO
  * chooses (plan_layers' criterion, recomputed here from the shapes) and
- * auto_right says whether that is the winner (a tie counts as right).
+ * auto_right says whether that is the winner (a tie counts as right);
+ * reduction_share, alt_plan and alt_right do the same for a candidate rule
+ * (see reduction_share below).
  * Then on stderr DFA/BP per mode on each network against the FLOP
  * prediction.
  *
@@ -70,6 +73,31 @@ static int auto_layer_parallel(const bu_arch *a, int parts, int32_t m)
     for (int k = 0; k < parts; k++)
         worst = load[k] > worst ? load[k] : worst;
     return worst <= 1.15 * total / parts;
+}
+
+/* A candidate rule, measured beside AUTO: layer-parallel also when the
+ * weight GEMMs are reduction-dominated -- most of their multiply-adds in
+ * layers whose GEMM dW (m, n) = dA (m, k) X^T has k >= 4 max(m, n), as a
+ * convolution's k = H_out W_out batch.  OpenBLAS divides a GEMM among its
+ * threads by m and n, so a small output with a long k (LeNet's first layer:
+ * 6 x 25 with k = 100352 at batch 128) gains nothing from more threads,
+ * while two such GEMMs side by side use both cores.  Returns the share of
+ * the multiply-adds in such layers. */
+static double reduction_share(const bu_arch *a, int32_t m)
+{
+    double red = 0, total = 0;
+    for (int32_t l = 1; l <= a->L; l++) {
+        const bu_layer *ly = &a->layer[l];
+        if (ly->w_rows == 0)
+            continue;
+        const double k = (double)bu_cols(ly, m);
+        const double cost = (double)ly->w_rows * ly->w_cols * k;
+        const double mn = ly->w_rows > ly->w_cols ? ly->w_rows : ly->w_cols;
+        total += cost;
+        if (k >= 4.0 * mn)
+            red += cost;
+    }
+    return total > 0 ? red / total : 0;
 }
 
 static int lookup(int32_t type, const char *name)
@@ -138,11 +166,11 @@ int main(int argc, char **argv)
             threads, repeats, steps);
     bu_must(fa_set_threads(threads), "fa_set_threads");
     printf("arch,rule,optimizer,threads,batch,never_ms,always_ms,auto_ms,always_over_never,"
-           "q1,q3,winner,auto_plan,auto_right\n");
+           "q1,q3,winner,auto_plan,auto_right,reduction_share,alt_plan,alt_right\n");
 
     char dfa_bp[8192] = "";
     size_t used = 0;
-    int wrong = 0, rows = 0;
+    int wrong = 0, rows = 0, alt_wrong = 0;
     bu_arch *a = bu_malloc(sizeof *a);
     for (int ai = 0; ai < n_arch; ai++) {
         const int lenet = strcmp(archs[ai], "lenet") == 0;
@@ -156,6 +184,8 @@ int main(int argc, char **argv)
             float *t = bu_malloc(sizeof *t * (size_t)(nc * m));
             bu_make_batch(x, n0, t, (int32_t)nc, m);
             const int auto_par = auto_layer_parallel(a, threads, m);
+            const double red = reduction_share(a, m);
+            const int alt_par = auto_par || red > 0.5;
             for (int oi = 0; oi < n_opts; oi++) {
                 /* every rule x mode in one rotation */
                 const int n = 3 * n_rules;
@@ -189,7 +219,10 @@ int main(int argc, char **argv)
                     const char *winner = q3 < 1.0 ? "always" : q1 > 1.0 ? "never" : "tie";
                     const int right = strcmp(winner, "tie") == 0 ||
                                       (strcmp(winner, "always") == 0) == auto_par;
+                    const int alt_right = strcmp(winner, "tie") == 0 ||
+                                          (strcmp(winner, "always") == 0) == alt_par;
                     wrong += !right;
+                    alt_wrong += !alt_right;
                     rows++;
                     double ms[3];
                     for (int mo = 0; mo < 3; mo++) {
@@ -199,11 +232,13 @@ int main(int argc, char **argv)
                         free(v);
                     }
                     (void)ta;
-                    printf("%s,%s,%s,%d,%d,%.4f,%.4f,%.4f,%.3f,%.3f,%.3f,%s,%s,%s\n", a->name,
-                           fa_enum_name(FA_ENUM_RULE, rules[r]),
+                    printf("%s,%s,%s,%d,%d,%.4f,%.4f,%.4f,%.3f,%.3f,%.3f,%s,%s,%s,%.2f,%s,%s\n",
+                           a->name, fa_enum_name(FA_ENUM_RULE, rules[r]),
                            fa_enum_name(FA_ENUM_OPTIMIZER, optims[oi]), threads, (int)m, ms[1],
                            ms[2], ms[0], med, q1, q3, winner,
-                           auto_par ? "layer-parallel" : "blas-threaded", right ? "yes" : "no");
+                           auto_par ? "layer-parallel" : "blas-threaded", right ? "yes" : "no",
+                           red, alt_par ? "layer-parallel" : "blas-threaded",
+                           alt_right ? "yes" : "no");
                     fflush(stdout);
                 }
                 /* DFA/BP per mode, if both ran */
@@ -247,7 +282,9 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "# DFA/BP step time per mode (median of per-repeat ratios, quartiles):\n%s",
             dfa_bp);
-    fprintf(stderr, "# AUTO picked the winner (or a tie) in %d of %d rows\n", rows - wrong, rows);
+    fprintf(stderr, "# AUTO picked the winner (or a tie) in %d of %d rows; the candidate rule "
+                    "(balanced, or reduction-dominated weight GEMMs) in %d\n", rows - wrong, rows,
+            rows - alt_wrong);
     free(a);
     return 0;
 }

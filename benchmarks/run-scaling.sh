@@ -4,7 +4,8 @@
 # e.g. benchmarks/run-scaling.sh build            (full: about 10-20 min quiet)
 #      benchmarks/run-scaling.sh build --quick    (a few minutes)
 # Writes DIR/{width,depth,batch}.csv and DIR/scaling-{width,depth,batch,dfa-bp}.png
-# (DIR: results/scaling, relative to the current directory, unless --out).
+# (DIR: results/scaling, relative to the current directory, unless --out),
+# then prints summarize_scaling.py's table.
 set -eu
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
     echo "usage: $0 BUILD_DIR [--quick] [--out DIR] [bench_scaling options]" >&2
@@ -44,5 +45,8 @@ if command -v gnuplot >/dev/null 2>&1; then
     done
 else
     echo "$0: gnuplot not found: CSVs in $out, no plots" >&2
+fi
+if [ -x /usr/bin/python3 ]; then
+    /usr/bin/python3 "$(dirname "$0")/summarize_scaling.py" "$out"
 fi
 exit 0
