@@ -7,6 +7,9 @@ import os
 import numpy as np
 
 ARCHS = {"wide": "784-1000-10", "deep": "784-240x7-10"}
+# Networks with image layers, given as the library's spec text (fa_spec_parse):
+# LeNet-5 on 28x28 inputs (the first convolution padded by 2).
+CONV_ARCHS = {"lenet": "1x28x28-c6k5p2-m2-c16k5-m2-c120k5-84-10"}
 TRAIN_SAMPLES = 60000
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
 

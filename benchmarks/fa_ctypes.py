@@ -28,6 +28,7 @@ FA_RULE_BP, FA_RULE_FA, FA_RULE_DFA = 0, 1, 2
 FA_DFA_AFTER_ACTIVATION, FA_DFA_BEFORE_ACTIVATION = 0, 1
 FA_OPT_SGD, FA_OPT_ADAM = 0, 3
 FA_HP_LR, FA_HP_BETA1, FA_HP_BETA2, FA_HP_EPSILON = 0, 2, 3, 4
+FA_LAYER_DENSE, FA_LAYER_CONV2D, FA_LAYER_MAXPOOL, FA_LAYER_AVGPOOL = 0, 1, 2, 3
 
 c_int32, c_int64, c_float, c_double = (ctypes.c_int32, ctypes.c_int64,
                                        ctypes.c_float, ctypes.c_double)
@@ -64,6 +65,15 @@ class Library:
         "fa_net_set_feedback": [c_void_p, c_int32, c_int32, c_void_p, c_int64],
         "fa_net_train_step": [c_void_p, c_void_p, c_int32, c_void_p, c_int32,
                               c_int32, P(c_float)],
+        "fa_spec_parse": [P(c_void_p), ctypes.c_char_p, c_int32, c_int32],
+        "fa_spec_num_layers": [c_void_p, P(c_int32)],
+        "fa_spec_layer": [c_void_p, c_int32] + [P(c_int32)] * 7,
+        "fa_spec_shape": [c_void_p, c_int32] + [P(c_int32)] * 3,
+        "fa_net_create_from_spec": [P(c_void_p), c_void_p, c_int32,
+                                    ctypes.c_uint64],
+        "fa_net_num_layers": [c_void_p, P(c_int32)],
+        "fa_net_get_sizes": [c_void_p, P(c_int32), c_int64],
+        "fa_net_weight_shape": [c_void_p, c_int32, P(c_int32), P(c_int32)],
     }
 
     def __init__(self, path):
@@ -73,6 +83,7 @@ class Library:
             f = getattr(d, name)
             f.argtypes, f.restype = args, ctypes.c_int
         d.fa_net_free.argtypes, d.fa_net_free.restype = [c_void_p], None
+        d.fa_spec_free.argtypes, d.fa_spec_free.restype = [c_void_p], None
         d.fa_status_string.argtypes = [c_int32]
         d.fa_status_string.restype = ctypes.c_char_p
         d.fa_last_error.argtypes, d.fa_last_error.restype = [], ctypes.c_char_p
@@ -92,26 +103,81 @@ class Library:
         if rc != FA_OK:
             raise self.error(name, rc)
 
+    def parse_spec(self, text, hidden_act=FA_ACT_TANH,
+                   output_act=FA_ACT_IDENTITY):
+        """A spec handle from its text form (free it with fa_spec_free)."""
+        s = c_void_p()
+        self.call("fa_spec_parse", ctypes.byref(s), text.encode(), hidden_act,
+                  output_act)
+        return s
+
+    def spec_layers(self, text, hidden_act=FA_ACT_TANH,
+                    output_act=FA_ACT_IDENTITY):
+        """The layers of a spec text as the library resolves them: a list of
+        dicts with kind, units, kh, kw, stride, pad, act and the input and
+        output shapes (channels, height, width)."""
+        s = self.parse_spec(text, hidden_act, output_act)
+        try:
+            n = c_int32()
+            self.call("fa_spec_num_layers", s, ctypes.byref(n))
+            out = []
+            for l in range(1, n.value + 1):
+                v = [c_int32() for _ in range(7)]
+                self.call("fa_spec_layer", s, l, *[ctypes.byref(x) for x in v])
+                shapes = []
+                for k in (l - 1, l):
+                    c = [c_int32() for _ in range(3)]
+                    self.call("fa_spec_shape", s, k, *[ctypes.byref(x) for x in c])
+                    shapes.append(tuple(x.value for x in c))
+                out.append(dict(zip(("kind", "units", "kh", "kw", "stride", "pad",
+                                     "act"), (x.value for x in v)),
+                                in_shape=shapes[0], out_shape=shapes[1]))
+            return out
+        finally:
+            self.dll.fa_spec_free(s)
+
 
 class Net:
-    """One library network (a handle) and the calls on it."""
+    """One library network (a handle) and the calls on it: a dense network
+    from its widths and activations (fa_net_create), or any network from
+    the text form of a spec (spec=..., fa_net_create_from_spec; hidden
+    layers tanh, the last identity unless the text says otherwise)."""
 
-    def __init__(self, lib, sizes, activations, loss, seed):
-        self.lib, self.sizes = lib, list(sizes)
-        L = len(sizes) - 1
+    def __init__(self, lib, sizes, activations, loss, seed, spec=None):
+        self.lib = lib
         self.h = c_void_p()
-        lib.call("fa_net_create", ctypes.byref(self.h), L,
-                 (c_int32 * (L + 1))(*sizes), (c_int32 * L)(*activations),
-                 loss, seed)
+        if spec is None:
+            L = len(sizes) - 1
+            lib.call("fa_net_create", ctypes.byref(self.h), L,
+                     (c_int32 * (L + 1))(*sizes), (c_int32 * L)(*activations),
+                     loss, seed)
+        else:
+            s = lib.parse_spec(spec)
+            try:
+                lib.call("fa_net_create_from_spec", ctypes.byref(self.h), s,
+                         loss, seed)
+            finally:
+                lib.dll.fa_spec_free(s)
+        n_layers = c_int32()
+        lib.call("fa_net_num_layers", self.h, ctypes.byref(n_layers))
+        L = n_layers.value
+        widths = (c_int32 * (L + 1))()
+        lib.call("fa_net_get_sizes", self.h, widths, L + 1)
+        self.sizes = list(widths)  # features n_0 .. n_L
         n = c_int64()
         lib.call("fa_net_param_count", self.h, ctypes.byref(n))
         self.n_params = n.value
         self.offsets = []  # (W_l offset, b_l offset) for l = 1..L
+        self.weight_shapes = []  # (rows, cols) of W_l, (0, 0) for pooling
         for l in range(1, L + 1):
             w, b = c_int64(), c_int64()
             lib.call("fa_net_layer_offsets", self.h, l, ctypes.byref(w),
                      ctypes.byref(b))
             self.offsets.append((w.value, b.value))
+            r, c = c_int32(), c_int32()
+            lib.call("fa_net_weight_shape", self.h, l, ctypes.byref(r),
+                     ctypes.byref(c))
+            self.weight_shapes.append((r.value, c.value))
         self._loss = c_float()
         self._step = lib.dll.fa_net_train_step
 
@@ -141,13 +207,14 @@ class Net:
         self.lib.call("fa_net_set_params", self.h, ptr(flat), flat.size)
 
     def layer_views(self, flat):
-        """[(Wt_1, b_1), ...]: views into a flat parameter block; Wt_l is the
-        transposed view of W_l, shape (n_{l-1}, n_l)."""
+        """[(Wt_l, b_l), ...] for the layers with parameters: views into a
+        flat parameter block; Wt_l is the transposed view of W_l (rows,
+        cols), shape (cols, rows) -- (n_{l-1}, n_l) for a dense layer."""
         out = []
-        for (wo, bo), n_in, n_out in zip(self.offsets, self.sizes[:-1],
-                                         self.sizes[1:]):
-            out.append((flat[wo:wo + n_in * n_out].reshape(n_in, n_out),
-                        flat[bo:bo + n_out]))
+        for (wo, bo), (rows, cols) in zip(self.offsets, self.weight_shapes):
+            if rows:
+                out.append((flat[wo:wo + rows * cols].reshape(cols, rows),
+                            flat[bo:bo + rows]))
         return out
 
     # -- feedback matrices
