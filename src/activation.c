@@ -34,7 +34,7 @@ static inline float fast_tanhf(float x)
     return fabsf(x) < 0.0004f ? x : p / q;
 }
 
-void fa_act_forward(int32_t act, float slope, float *z, int32_t n,
+static FA_KERNEL void act_forward_kernel(int32_t act, float slope, float *z, int32_t n,
                     int32_t batch, int32_t ld)
 {
     /* z is (n, batch) with leading dimension ld */
@@ -63,7 +63,13 @@ void fa_act_forward(int32_t act, float slope, float *z, int32_t n,
     }
 }
 
-void fa_act_deriv_mul(int32_t act, float slope, const float *z, int32_t ldz,
+void fa_act_forward(int32_t act, float slope, float *z, int32_t n,
+                    int32_t batch, int32_t ld)
+{
+    act_forward_kernel(act, slope, z, n, batch, ld);
+}
+
+static FA_KERNEL void act_deriv_mul_kernel(int32_t act, float slope, const float *z, int32_t ldz,
                       float *delta, int32_t lddelta, int32_t n, int32_t batch)
 {
     /* delta (n, batch) .*= f'(a), z = f(a) (n, batch) */
@@ -96,6 +102,12 @@ void fa_act_deriv_mul(int32_t act, float slope, const float *z, int32_t ldz,
     }
 }
 
+void fa_act_deriv_mul(int32_t act, float slope, const float *z, int32_t ldz,
+                      float *delta, int32_t lddelta, int32_t n, int32_t batch)
+{
+    act_deriv_mul_kernel(act, slope, z, ldz, delta, lddelta, n, batch);
+}
+
 /* f(v) for one value, the same formulas as fa_act_forward. */
 static inline float act_one(int32_t act, float slope, float v)
 {
@@ -113,7 +125,7 @@ static inline float act_one(int32_t act, float slope, float v)
     }
 }
 
-float fa_bias_act(int32_t act, float slope, float *z, const float *b, int32_t rows,
+static FA_KERNEL float bias_act_kernel(int32_t act, float slope, float *z, const float *b, int32_t rows,
                   int64_t cols)
 {
     /* z is (rows, cols) contiguous; one pass instead of a bias broadcast
@@ -150,6 +162,28 @@ float fa_bias_act(int32_t act, float slope, float *z, const float *b, int32_t ro
     return fa_bits_mag(mx);
 }
 
+/* Rows below which the passes work on tiles of several columns: a
+ * convolution's output has a column of only C_out values per pixel (6 or
+ * 16 in LeNet), too short a loop to fill the vectors.  Consecutive columns
+ * are contiguous, so k of them form one column of k*rows values, with the
+ * bias repeated k times (and the bias gradient folded back at the end). */
+#define TILE 64
+
+float fa_bias_act(int32_t act, float slope, float *z, const float *b, int32_t rows,
+                  int64_t cols)
+{
+    if (rows >= TILE || cols < 2)
+        return bias_act_kernel(act, slope, z, b, rows, cols);
+    const int32_t k = (TILE + rows - 1) / rows, t = k * rows;
+    float bt[2 * TILE];
+    for (int32_t i = 0; i < t; i++)
+        bt[i] = b ? b[i % rows] : 0.0f;
+    const int64_t full = cols / k;
+    float mx = bias_act_kernel(act, slope, z, bt, t, full);
+    float rest = bias_act_kernel(act, slope, z + full * t, b, rows, cols - full * k);
+    return rest > mx ? rest : mx;
+}
+
 /* d = src .* f'(z), from z = f(a); one column of `rows`. */
 static inline void deriv_col(int32_t act, float slope, const float *s,
                              const float *zc, float *d, int32_t rows)
@@ -180,7 +214,7 @@ static inline void deriv_col(int32_t act, float slope, const float *s,
     }
 }
 
-float fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src,
+static FA_KERNEL float delta_finish_kernel(int32_t act, float slope, int with_deriv, const float *src,
                       int64_t ldsrc, const float *z, const float *mask, float *d,
                       int32_t rows, int64_t cols, float *db)
 {
@@ -206,4 +240,26 @@ float fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src
         }
     }
     return fa_bits_mag(mx);
+}
+
+float fa_delta_finish(int32_t act, float slope, int with_deriv, const float *src,
+                      int64_t ldsrc, const float *z, const float *mask, float *d,
+                      int32_t rows, int64_t cols, float *db)
+{
+    if (rows >= TILE || cols < 2 || ldsrc != rows)
+        return delta_finish_kernel(act, slope, with_deriv, src, ldsrc, z, mask, d, rows, cols,
+                                   db);
+    /* tiles as in fa_bias_act; the tile's bias gradient folded per row */
+    const int32_t k = (TILE + rows - 1) / rows, t = k * rows;
+    const int64_t full = cols / k, done = full * t;
+    float dbt[2 * TILE] = {0};
+    float mx = delta_finish_kernel(act, slope, with_deriv, src, t, z, mask, d, t, full,
+                                   db ? dbt : NULL);
+    float rest = delta_finish_kernel(act, slope, with_deriv, src + done, rows, z + done,
+                                     mask ? mask + done : NULL, d + done, rows,
+                                     cols - full * k, db);
+    if (db)
+        for (int32_t i = 0; i < t; i++)
+            db[i % rows] += dbt[i];
+    return rest > mx ? rest : mx;
 }

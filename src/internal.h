@@ -40,6 +40,21 @@
  * bounds (computed in double) do not see. */
 #define FA_VALUE_LIMIT 8.507059173023462e37
 
+/* The element-wise kernels are compiled for the baseline x86-64 (4 floats
+ * per SSE vector) and, chosen at load time by the CPU (an ifunc), for AVX2
+ * and AVX-512 (8 and 16 floats): the library stays one binary for every
+ * x86-64 while the passes that bound a step's speed use the whole vector
+ * width.  (Without FMA contraction: -std=c11 keeps each a*b+c rounded
+ * twice, so the clones compute the same values.)  Only static functions
+ * carry it: GCC gives the ifunc of an external function default visibility,
+ * which would export it, so the shared kernels are thin wrappers around a
+ * static clone. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FA_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FA_KERNEL
+#endif
+
 /* Most threads a handle uses (threads.c). */
 #define FA_MAX_THREADS 64
 

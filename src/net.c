@@ -21,7 +21,7 @@ float *fa_alloc_floats(int64_t count)
     return p;
 }
 
-int64_t fa_find_nonfinite(const float *p, int64_t count)
+static FA_KERNEL int64_t find_nonfinite_kernel(const float *p, int64_t count)
 {
     /* Every step scans its whole update, so the common (clean) case is one
      * branch-free pass over the exponent bits that vectorises; only a dirty
@@ -40,7 +40,12 @@ int64_t fa_find_nonfinite(const float *p, int64_t count)
     return -1;
 }
 
-float fa_absmax(const float *p, int64_t count)
+int64_t fa_find_nonfinite(const float *p, int64_t count)
+{
+    return find_nonfinite_kernel(p, count);
+}
+
+static FA_KERNEL float absmax_kernel(const float *p, int64_t count)
 {
     uint32_t m = 0;
     for (int64_t i = 0; i < count; i++) {
@@ -48,6 +53,11 @@ float fa_absmax(const float *p, int64_t count)
         m = u > m ? u : m;
     }
     return fa_bits_mag(m);
+}
+
+float fa_absmax(const float *p, int64_t count)
+{
+    return absmax_kernel(p, count);
 }
 
 /* ----------------------------------------------------------- validation */

@@ -169,7 +169,7 @@ typedef struct seg_max {
 /* One optimiser update of count parameters p with direction g (plus
  * wd * p), state vectors s1, s2 (velocity/first moment, second moment);
  * folds the new magnitudes into mx. */
-static void update_segment(const fa_net *net, float *restrict p, const float *restrict g,
+FA_KERNEL static void update_segment(const fa_net *net, float *restrict p, const float *restrict g,
                            float *restrict s1, float *restrict s2, int64_t count, float wd,
                            float bc1, float bc2, seg_max *mx)
 {
@@ -179,6 +179,7 @@ static void update_segment(const fa_net *net, float *restrict p, const float *re
     const float b2 = (float)net->hp[FA_HP_BETA2];
     const float eps = (float)net->hp[FA_HP_EPSILON];
     const float rho = (float)net->hp[FA_HP_RMS_DECAY];
+    const float step1 = lr / bc1, inv2 = 1.0f / bc2;
     uint32_t mp = mx->p, m1 = mx->s1, m2 = mx->s2;
 
     switch (net->optimizer) {
@@ -207,7 +208,8 @@ static void update_segment(const fa_net *net, float *restrict p, const float *re
             float gi = g[i] + wd * p[i];
             s1[i] = b1 * s1[i] + (1.0f - b1) * gi;
             s2[i] = b2 * s2[i] + (1.0f - b2) * gi * gi;
-            p[i] -= lr * (s1[i] / bc1) / (sqrtf(s2[i] / bc2) + eps);
+            /* one division: the bias corrections as multipliers */
+            p[i] -= step1 * s1[i] / (sqrtf(s2[i] * inv2) + eps);
             uint32_t a = fa_mag_bits(p[i]), c = fa_mag_bits(s1[i]), d = fa_mag_bits(s2[i]);
             mp = a > mp ? a : mp;
             m1 = c > m1 ? c : m1;

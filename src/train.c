@@ -351,9 +351,27 @@ static void wg_part(void *ctx, int32_t part, int32_t nparts)
             layer_weight_grad(j->net, l, j->x, j->ldx, j->batch, j->alpha, j->beta, j->dst);
 }
 
+/* The multiply-adds of weight GEMMs whose inner dimension (the sum over
+ * pixels and samples) is at least 4x their larger output dimension:
+ * OpenBLAS splits a GEMM by its output, so a small output over a long sum
+ * (a convolution's weight gradient) gains little from a second thread and
+ * is better run whole on one core beside another layer's. */
+static double long_sums(const fa_net *net, int32_t batch)
+{
+    double work = 0;
+    for (int32_t l = 1; l <= net->n_layers; l++) {
+        const fa_layer *ly = &net->layers[l];
+        const double inner = (double)fa_layer_cols(ly, batch);
+        const double out = ly->w_rows > ly->w_cols ? ly->w_rows : ly->w_cols;
+        if (ly->has_err && inner >= 4.0 * out)
+            work += (double)ly->w_rows * ly->w_cols * inner;
+    }
+    return work;
+}
+
 /* Assign the layers' weight GEMMs to `parts` threads, each layer to the
  * least loaded so far (by its multiply-adds).  Worth it when the loads come
- * out even: then each thread runs its GEMMs on one core, which for the
+ * out even, or when most of the work is long sums (above): then each thread runs its GEMMs on one core, which for the
  * small GEMMs of a deep narrow network beats giving every GEMM all threads
  * in turn (OpenBLAS's threads synchronise per call).  For one dominant
  * layer (a wide network) it is not, and OpenBLAS threads each GEMM. */
@@ -375,7 +393,7 @@ static int plan_layers(fa_net *net, int32_t parts, int32_t batch)
     double worst = 0;
     for (int32_t k = 0; k < parts; k++)
         worst = load[k] > worst ? load[k] : worst;
-    return worst <= 1.15 * total / parts;
+    return worst <= 1.15 * total / parts || long_sums(net, batch) > 0.5 * total;
 }
 
 void fa_weight_grads(fa_net *net, const float *x, int32_t ldx, int32_t batch, float alpha,
@@ -431,6 +449,23 @@ int fa_apply_step(fa_net *net, const float *grad, float gmax, const char *fn)
     if (r->after_commit)
         r->after_commit(net);
     return FA_OK;
+}
+
+/* Whether every weight GEMM sums few enough terms for the fused SGD update.
+ * A GEMM with beta != 0 adds its product into W one block of the inner
+ * dimension at a time, rounding W after each block; with one block (an
+ * inner dimension of at most a few hundred: a dense layer's batch) that is
+ * the single rounding the optimiser's own SGD makes, but a convolution sums
+ * over every output pixel of the batch (P = H_out W_out m), and W would be
+ * rounded P/256 times.  Those steps go through the gradient block. */
+#define FUSED_SGD_MAX_TERMS 256
+
+static int short_sums(const fa_net *net, int32_t batch)
+{
+    for (int32_t l = 1; l <= net->n_layers; l++)
+        if (net->layers[l].has_err && fa_layer_cols(&net->layers[l], batch) > FUSED_SGD_MAX_TERMS)
+            return 0;
+    return 1;
 }
 
 /* Plain SGD applied inside the weight GEMMs: W <- (1 - lr wd) W - lr dW is
@@ -641,7 +676,7 @@ FA_API int fa_net_train_step(fa_net *net, const float *x, int32_t ldx, const flo
     if (rc || (rc = errors_into(net, x, ldx, xmax, t, ldt, batch, net->grad, &l, &gmax, &saved,
                                 fn)))
         return rc;
-    if (net->optimizer == FA_OPT_SGD && (double)gmax < FA_VALUE_LIMIT) {
+    if (net->optimizer == FA_OPT_SGD && (double)gmax < FA_VALUE_LIMIT && short_sums(net, batch)) {
         rc = commit_sgd_fused(net, x, ldx, batch, gmax, fn);
     } else if ((rc = weights_into(net, x, ldx, batch, net->grad, &gmax, &saved, fn)) == FA_OK) {
         rc = fa_apply_step(net, net->grad, gmax, fn);

@@ -5,7 +5,7 @@
 
 #include "pool.h"
 
-static void avgpool_forward(const fa_layer *ly, const float *w, const float *x, int32_t ldx,
+FA_KERNEL static void avgpool_forward(const fa_layer *ly, const float *w, const float *x, int32_t ldx,
                             int32_t m, float *z, float *col, int32_t *idx)
 {
     (void)w;
@@ -36,7 +36,7 @@ static void avgpool_forward(const fa_layer *ly, const float *w, const float *x, 
     }
 }
 
-static void avgpool_backward(const fa_layer *ly, const float *B, const float *dz, int32_t m,
+FA_KERNEL static void avgpool_backward(const fa_layer *ly, const float *B, const float *dz, int32_t m,
                              float *dx, float *scratch, const int32_t *idx)
 {
     (void)B;

@@ -85,7 +85,7 @@ static int64_t conv_no_idx(const fa_layer *ly)
 }
 
 /* col (K, Ho*Wo*m) from x (n_in, m) with ldx. */
-static void im2col(const fa_layer *ly, const float *x, int32_t ldx, int32_t m, float *col)
+FA_KERNEL static void im2col(const fa_layer *ly, const float *x, int32_t ldx, int32_t m, float *col)
 {
     const int32_t C = ly->in_c, H = ly->in_h, W = ly->in_w;
     const int32_t Ho = ly->out_h, Wo = ly->out_w, kh = ly->kh, kw = ly->kw;
@@ -124,7 +124,7 @@ static void im2col(const fa_layer *ly, const float *x, int32_t ldx, int32_t m, f
 
 /* dx (n_in, m) contiguous = the sum of dcol's entries onto the pixels they
  * were copied from: the adjoint of im2col. */
-static void col2im(const fa_layer *ly, const float *dcol, int32_t m, float *dx)
+FA_KERNEL static void col2im(const fa_layer *ly, const float *dcol, int32_t m, float *dx)
 {
     const int32_t C = ly->in_c, H = ly->in_h, W = ly->in_w;
     const int32_t Ho = ly->out_h, Wo = ly->out_w, kh = ly->kh, kw = ly->kw;

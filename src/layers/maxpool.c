@@ -13,7 +13,7 @@ static int64_t maxpool_idx(const fa_layer *ly)
     return ly->n_out;
 }
 
-static void maxpool_forward(const fa_layer *ly, const float *w, const float *x, int32_t ldx,
+FA_KERNEL static void maxpool_forward(const fa_layer *ly, const float *w, const float *x, int32_t ldx,
                             int32_t m, float *z, float *col, int32_t *idx)
 {
     (void)w;
@@ -51,7 +51,7 @@ static void maxpool_forward(const fa_layer *ly, const float *w, const float *x, 
     }
 }
 
-static void maxpool_backward(const fa_layer *ly, const float *B, const float *dz, int32_t m,
+FA_KERNEL static void maxpool_backward(const fa_layer *ly, const float *B, const float *dz, int32_t m,
                              float *dx, float *scratch, const int32_t *idx)
 {
     (void)B;
