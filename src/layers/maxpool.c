@@ -26,24 +26,24 @@ FA_KERNEL static void maxpool_forward(const fa_layer *ly, const float *w, const 
             for (int32_t ox = 0; ox < Wo; ox++) {
                 const size_t o = (size_t)j * (size_t)ly->n_out +
                                  (size_t)C * ((size_t)ox + (size_t)Wo * oy);
-                float *zc = z + o;
-                int32_t *ic = idx + o;
-                for (int32_t ky = 0; ky < k; ky++) {
-                    for (int32_t kx = 0; kx < k; kx++) {
-                        const int32_t pix = (ox * s + kx) + W * (oy * s + ky);
-                        const float *v = xs + (size_t)C * (size_t)pix;
-                        if (ky == 0 && kx == 0) {
-                            for (int32_t c = 0; c < C; c++) {
-                                zc[c] = v[c];
-                                ic[c] = C * pix + c;
-                            }
-                            continue;
-                        }
-                        for (int32_t c = 0; c < C; c++) {
-                            const int better = v[c] > zc[c];
-                            zc[c] = better ? v[c] : zc[c];
-                            ic[c] = better ? C * pix + c : ic[c];
-                        }
+                float *restrict zc = z + o;
+                int32_t *restrict ic = idx + o;
+                /* the window's first pixel starts the maximum; the others
+                 * replace it only when strictly larger (first on ties) */
+                const int32_t pix0 = ox * s + W * (oy * s);
+                const float *v0 = xs + (size_t)C * (size_t)pix0;
+                for (int32_t c = 0; c < C; c++) {
+                    zc[c] = v0[c];
+                    ic[c] = C * pix0 + c;
+                }
+                for (int32_t q = 1; q < k * k; q++) {
+                    const int32_t pix = pix0 + q % k + W * (q / k);
+                    const float *v = xs + (size_t)C * (size_t)pix;
+                    const int32_t base = C * pix;
+                    for (int32_t c = 0; c < C; c++) {
+                        const int better = v[c] > zc[c];
+                        zc[c] = better ? v[c] : zc[c];
+                        ic[c] = better ? base + c : ic[c];
                     }
                 }
             }
