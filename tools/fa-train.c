@@ -18,6 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,18 @@ static void
 on_stop_signal(int sig)
 {
     stop_signal = sig;
+    /* fa-train-mpi: from now on output that mpirun no longer reads is
+     * dropped rather than waited for (see install_stop_handlers).  fcntl
+     * is async-signal-safe; errno is the interrupted code's. */
+    if (par_mpi) {
+        int saved = errno;
+        for (int fd = 1; fd <= 2; fd++) {
+            int fl = fcntl(fd, F_GETFL);
+            if (fl >= 0)
+                fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        }
+        errno = saved;
+    }
 }
 
 /* SIGINT and SIGTERM ask the training to stop after the current batch.
@@ -48,9 +61,11 @@ on_stop_signal(int sig)
  * ranks' output and sends them SIGCONT, SIGTERM and a second later
  * SIGKILL.  Rank 0 may then be blocked writing a line to a full terminal
  * buffer that nobody reads: without SA_RESTART the signal ends that write
- * (EINTR; the line is lost), and train.c prints nothing more before the
- * save, so the ranks reach their agreement and rank 0 saves in time.  (The
- * save itself writes a regular file, which signals do not interrupt.) */
+ * (EINTR; the line is lost), the handler makes stdout and stderr
+ * non-blocking (what does not fit is dropped), and train.c prints no
+ * epoch line before the save; so the ranks reach their agreement, rank 0
+ * saves in time and all end.  (The save writes a regular file, which
+ * signals do not interrupt.) */
 static void
 install_stop_handlers(void)
 {

@@ -354,7 +354,9 @@ par_finalize(int status)
     if (!live)
         return status;
     /* The job's exit status: the highest of the ranks' (1 failure, 2 bad
-     * command line, 128 + signal), with the last messages. */
+     * command line, 128 + signal), returned by rank 0 (mpirun exits with
+     * the first non-zero status; the other ranks return 0), after the last
+     * messages. */
     int job = status;
     MPI_Allreduce(&status, &job, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     int any = pending_len > 0, some = 0;
@@ -365,7 +367,7 @@ par_finalize(int status)
     live = false;
     free(pending);
     pending = NULL;
-    return job;
+    return rank_ == 0 ? job : 0; /* rank 0 reports; mpirun passes it on */
 }
 
 /* ------------------------------------------------------------- the step */
@@ -521,9 +523,9 @@ par_report(const config *c)
         if (c->check_every > 0)
             snprintf(check, sizeof check, "every %d step%s and at epoch ends",
                      c->check_every, c->check_every == 1 ? "" : "s");
-        printf("mpi: %d processes on %d host%s (%s), %s BLAS thread%s each; batch %d "
-               "in shards of %s; parameters compared %s\n", size_, hosts,
-               hosts == 1 ? "" : "s", lib, threads_s, tmax == 1 ? "" : "s", c->batch,
+        printf("mpi: %d process%s on %d host%s (%s), %s BLAS thread%s each; batch %d "
+               "in shards of %s; parameters compared %s\n", size_, size_ == 1 ? "" : "es",
+               hosts, hosts == 1 ? "" : "s", lib, threads_s, tmax == 1 ? "" : "s", c->batch,
                shards, check);
     }
     free(names);
