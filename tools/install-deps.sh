@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc g++ libopenblas-dev check zlib1g-dev
-      valgrind gnuplot-nox python3-numpy dataset-fashion-mnist)
+      valgrind gnuplot-nox python3-numpy dataset-fashion-mnist
+      libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${pkgs[@]}"; do
