@@ -30,6 +30,11 @@
 
 volatile sig_atomic_t stop_signal = 0;
 
+/* The file status flags of stdout and stderr before on_stop_signal made
+ * them non-blocking (fa-train-mpi), put back before the program ends: a
+ * process started without mpirun shares them with the user's shell. */
+static int output_flags[3] = {-1, -1, -1};
+
 /* Only records the signal: the training loop looks at stop_signal after
  * every batch, then saves and reports outside the handler. */
 static void
@@ -70,6 +75,8 @@ static void
 install_stop_handlers(void)
 {
     static const int sigs[] = {SIGINT, SIGTERM};
+    for (int fd = 1; fd <= 2; fd++)
+        output_flags[fd] = fcntl(fd, F_GETFL);
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction old, sa;
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
@@ -251,14 +258,15 @@ open_outputs(const config *c, csv_log *log, char *log_path, size_t len)
 static int
 run_program(const config *c)
 {
-    if (c->threads > 0 && fa_set_threads(c->threads) != FA_OK) {
-        lib_error("fa_set_threads (--threads)", FA_ERR_ARG);
-        return EXIT_USAGE;
-    }
     char log_path[4200] = "";
     csv_log log = {NULL, false};
     run_status st = RUN_OK;
-    if (par_root()) {
+    int status = 1;
+    if (c->threads > 0 && fa_set_threads(c->threads) != FA_OK) {
+        lib_error("fa_set_threads (--threads)", FA_ERR_ARG);
+        st = RUN_FAILED;
+        status = EXIT_USAGE;
+    } else if (par_root()) {
         if (!open_outputs(c, &log, log_path, sizeof log_path))
             st = RUN_FAILED;
         else
@@ -267,7 +275,6 @@ run_program(const config *c)
     st = par_agree(st, "while opening the output files");
     data d;
     memset(&d, 0, sizeof d);
-    int status = 1;
     if (st == RUN_OK)
         st = par_agree(load_data(c, &d) ? RUN_OK : RUN_FAILED, "while loading the data");
     if (st == RUN_OK) {
@@ -309,6 +316,10 @@ main(int argc, char **argv)
     } else
         status = run_program(&c);
     config_free(&c);
+    if (stop_signal != 0)
+        for (int fd = 1; fd <= 2; fd++)
+            if (output_flags[fd] >= 0)
+                fcntl(fd, F_SETFL, output_flags[fd]);
     /* fa-train-mpi: the highest status of all the processes. */
     return par_finalize(status);
 }

@@ -500,7 +500,10 @@ run_epoch(trainer *t, int32_t e)
     }
     r->epoch_s[e] = now_s() - t0;
     r->train_loss[e] = seen > 0 ? loss_sum / (double)seen : (double)NAN;
-    t->batches_done = 0; /* the epoch is whole: an early stop is after it */
+    /* the epoch is whole (an early stop is after it) unless its last step
+     * was refused (t->pending, reported at the evaluation's agreement) */
+    if (t->pending == RUN_OK)
+        t->batches_done = 0;
     if (t->bar)
         progress_clear();
     return RUN_OK;
