@@ -359,7 +359,7 @@ par_finalize(int status)
      * messages. */
     int job = status;
     MPI_Allreduce(&status, &job, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    int any = pending_len > 0, some = 0;
+    int any = pending_len > 0 || pending_dropped > 0, some = 0;
     MPI_Allreduce(&any, &some, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (some)
         flush(severity(status != 0 ? RUN_FAILED : RUN_OK), "at the end");
