@@ -32,7 +32,7 @@
  *
  * With -np 1 it also times fa_net_train_step on the whole batch (the
  * one-process step) and fa_net_compute_update at shard sizes batch/P for
- * P = 1, 2, 4, 8, 16 (--model): the compute side of the scaling model in
+ * P = 1, 2, 4, 8, 16, 32 (--model): the compute side of the scaling model in
  * benchmarks/README.md.
  *
  * Options: --arch wide|deep|all (784-1000-10, 784-240x7-10), --batch 128,
@@ -326,7 +326,7 @@ run_arch(const options *o, const char *name, const char *spec)
     if (size_ == 1 && o->model && rank_ == 0) {
         /* compute_update at the shard of P processes, and apply */
         printf("# %s: compute per step at shard batch/P (one process, ms):", name);
-        for (int p = 1; p <= 16; p *= 2) {
+        for (int p = 1; p <= 32 && o->batch / p >= 1; p *= 2) {
             int32_t m = o->batch / p;
             double *ts = xmalloc(sizeof *ts * (size_t)o->repeats);
             for (int r = 0; r < o->repeats; r++) {
@@ -336,7 +336,7 @@ run_arch(const options *o, const char *name, const char *spec)
                         die("fa_net_compute_update");
                 ts[r] = (now_ms() - s0) / o->steps;
             }
-            printf(" P=%d (%d): %.3f%s", p, m, median(ts, o->repeats), p < 16 ? "," : "\n");
+            printf(" P=%d (%d): %.3f%s", p, m, median(ts, o->repeats), p < 32 && o->batch / (2 * p) >= 1 ? "," : "\n");
             free(ts);
         }
     }
