@@ -7,8 +7,9 @@
 #   - after 24 steps the networks of all ranks are bitwise identical
 #     (parameters, feedback, optimiser state, model RNG), and equal to one
 #     fa-train process trained on the same global batches to within float
-#     rounding, for BP, FA, DFA and KP (learned feedback);  one process
-#     under mpirun is bitwise fa-train;
+#     rounding, for BP, FA, DFA and KP (learned feedback), and so are the
+#     epoch losses printed (global batch means); one process under mpirun
+#     is bitwise fa-train;
 #   - dropout: each rank its own masks, the networks still identical;
 #   - failures end the whole job with a non-zero status and a message from
 #     rank 0 naming the rank, within seconds: a missing data directory or
@@ -144,6 +145,14 @@ for rule in bp fa dfa kp; do
             pass "$name: the $np ranks' networks are bitwise identical (and equal the saved file)"
         else
             fail "$name: the ranks differ: $(cat "$out.exact")"
+        fi
+        # The loss printed is the mean over the global batch, as one process
+        # prints it (4 decimals: equal up to the rounding of the last one).
+        losses() { sed -n 's/^epoch *[1-9][0-9]*\/[0-9]* *loss \([0-9.]*\) .*/\1/p' "$1"; }
+        if ! paste <(losses "$TMP/one-$rule.out") <(losses "$out.out") | awk '
+                NF != 2 { bad = 1 } { n++; d = $1 - $2; if (d < 0) d = -d; if (d > 0.00015) bad = 1 }
+                END { exit bad || n != 2 }'; then
+            fail "$name: epoch losses differ from one process's: $(losses "$TMP/one-$rule.out" | tr '\n' ' ') vs $(losses "$out.out" | tr '\n' ' ')"
         fi
         if "$MODEL_DIFF" --tol 1e-4 --init "$TMP/init-$rule.fa" "$TMP/one-$rule.fa" "$out.fa" \
             >"$out.tol" 2>&1; then
