@@ -6,7 +6,9 @@
  * under each rule and prints a table and gnuplot PNGs.
  *
  * This file is main: it checks the output files, then runs one training or
- * the --compare series.  The modules are listed in fa-train.h.
+ * the --compare series.  The modules are listed in fa-train.h.  Built with
+ * par-mpi.c instead of par-serial.c it is fa-train-mpi, the same trainer
+ * run by every process of an MPI job (par-mpi.c describes how).
  *
  * Exit status: 0 success, 1 runtime failure (unreadable or corrupt data,
  * unwritable --save, library error, divergence), 2 bad command line,
@@ -16,6 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +30,29 @@
 
 volatile sig_atomic_t stop_signal = 0;
 
+/* The file status flags of stdout and stderr before on_stop_signal made
+ * them non-blocking (fa-train-mpi), put back before the program ends: a
+ * process started without mpirun shares them with the user's shell. */
+static int output_flags[3] = {-1, -1, -1};
+
 /* Only records the signal: the training loop looks at stop_signal after
  * every batch, then saves and reports outside the handler. */
 static void
 on_stop_signal(int sig)
 {
     stop_signal = sig;
+    /* fa-train-mpi: from now on output that mpirun no longer reads is
+     * dropped rather than waited for (see install_stop_handlers).  fcntl
+     * is async-signal-safe; errno is the interrupted code's. */
+    if (par_mpi) {
+        int saved = errno;
+        for (int fd = 1; fd <= 2; fd++) {
+            int fl = fcntl(fd, F_GETFL);
+            if (fl >= 0)
+                fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        }
+        errno = saved;
+    }
 }
 
 /* SIGINT and SIGTERM ask the training to stop after the current batch.
@@ -40,11 +60,23 @@ on_stop_signal(int sig)
  * user who means it (the save replaces FILE atomically, so that cannot
  * leave a half-written model).  SA_RESTART: reads and writes in progress
  * go on.  A signal that was ignored when fa-train started (nohup, a
- * background job of a script) stays ignored, as the caller wanted. */
+ * background job of a script) stays ignored, as the caller wanted.
+ *
+ * fa-train-mpi: mpirun, told to stop (Ctrl-C, SIGTERM), stops reading the
+ * ranks' output and sends them SIGCONT, SIGTERM and a second later
+ * SIGKILL.  Rank 0 may then be blocked writing a line to a full terminal
+ * buffer that nobody reads: without SA_RESTART the signal ends that write
+ * (EINTR; the line is lost), the handler makes stdout and stderr
+ * non-blocking (what does not fit is dropped), and train.c prints no
+ * epoch line before the save; so the ranks reach their agreement, rank 0
+ * saves in time and all end.  (The save writes a regular file, which
+ * signals do not interrupt.) */
 static void
 install_stop_handlers(void)
 {
     static const int sigs[] = {SIGINT, SIGTERM};
+    for (int fd = 1; fd <= 2; fd++)
+        output_flags[fd] = fcntl(fd, F_GETFL);
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction old, sa;
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
@@ -52,7 +84,7 @@ install_stop_handlers(void)
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_stop_signal;
         sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_RESETHAND | SA_RESTART;
+        sa.sa_flags = SA_RESETHAND | (par_mpi ? 0 : SA_RESTART);
         sigaction(sigs[i], &sa, NULL);
     }
 }
@@ -133,22 +165,23 @@ run_single(const config *c, const data *d, csv_log *log)
     if (c->load && !c->set[O_RULE])
         rule = FA_RULE_BP; /* placeholder: train() keeps the file's rule */
     run_status st = train(c, d, rule, log, &r);
-    if (st != RUN_FAILED)
+    if (st != RUN_FAILED && par_root())
         report_final(&r);
     free_run(&r);
     if (st == RUN_INTERRUPTED)
-        return 128 + stop_signal;
+        return 128 + par_stop_signal();
     return st == RUN_OK ? 0 : 1;
 }
 
 /* The same network under each rule of --compare, then the table and the
- * plots.  Returns the exit status. */
+ * plots.  Returns the exit status.  Every status here is agreed between
+ * the processes (train), so they all take the same turns. */
 static int
 run_compare(const config *c, const data *d, csv_log *log)
 {
     run runs[MAX_RULES];
     int done = 0, status = 0;
-    for (int i = 0; i < c->n_compare && stop_signal == 0; i++) {
+    for (int i = 0; i < c->n_compare && par_stop_signal() == 0; i++) {
         run_status st = train(c, d, c->compare[i], log, &runs[done]);
         if (st != RUN_OK)
             status = 1;
@@ -157,19 +190,19 @@ run_compare(const config *c, const data *d, csv_log *log)
             free_run(&runs[done]);
             break;
         }
-        if (st != RUN_FAILED)
+        if (st != RUN_FAILED && par_root())
             report_final(&runs[done]);
         done++;
     }
     /* Stopped by a signal: the table of what was done, but no plots (the
      * user asked to stop, and gnuplot got the terminal's SIGINT too). */
-    if (done > 0)
+    if (done > 0 && par_root())
         compare_table(runs, done);
-    if (done > 0 && stop_signal == 0)
+    if (done > 0 && par_stop_signal() == 0 && par_root())
         plots(c, runs, done);
     for (int i = 0; i < done; i++)
         free_run(&runs[i]);
-    return stop_signal != 0 ? 128 + stop_signal : status;
+    return par_stop_signal() != 0 ? 128 + par_stop_signal() : status;
 }
 
 /* The BLAS line of the header, and a warning when OpenBLAS runs kernels
@@ -189,42 +222,67 @@ report_blas(void)
                 "in the environment may make training several times faster\n");
 }
 
-/* Everything after the command line; returns the exit status. */
-static int
-run_program(const config *c)
+/* Rank 0's output files: --save probed, --out created, --log opened.
+ * False after a message. */
+static bool
+open_outputs(const config *c, csv_log *log, char *log_path, size_t len)
 {
-    if (c->threads > 0 && fa_set_threads(c->threads) != FA_OK) {
-        lib_error("fa_set_threads (--threads)", FA_ERR_ARG);
-        return EXIT_USAGE;
-    }
-    if (c->save && !check_save_path(c->save))
-        return 1;
-    char log_path[4200];
     const char *logp = c->log;
+    if (c->save && !check_save_path(c->save))
+        return false;
     if (c->n_compare > 0) {
         if (!mkdir_p(c->out))
-            return 1;
+            return false;
         if (logp == NULL) {
-            snprintf(log_path, sizeof log_path, "%s/log.csv", c->out);
+            snprintf(log_path, len, "%s/log.csv", c->out);
             logp = log_path;
         }
     }
-    csv_log log = {NULL, false};
     if (logp) {
-        log.f = fopen(logp, "w");
-        if (log.f == NULL) {
+        if (logp != log_path)
+            snprintf(log_path, len, "%s", logp);
+        log->f = fopen(logp, "w");
+        if (log->f == NULL) {
             report_error("--log %s: cannot open for writing: %s", logp,
                          strerror(errno));
-            return 1;
+            return false;
         }
     }
-    report_blas();
-    data d;
+    return true;
+}
+
+/* Everything after the command line; returns the exit status.  In
+ * fa-train-mpi every process runs it: each sets its threads and reads the
+ * data, rank 0 alone writes; every place where one process alone can fail
+ * ends in an agreement (par_agree), so all go on or all stop. */
+static int
+run_program(const config *c)
+{
+    char log_path[4200] = "";
+    csv_log log = {NULL, false};
+    run_status st = RUN_OK;
     int status = 1;
-    if (load_data(c, &d)) {
-        printf("data: %s: %d training, %d validation, %d test samples of %d "
-               "features\n", c->data_dir, d.train.n, d.val.n, d.test.n,
-               d.features);
+    if (c->threads > 0 && fa_set_threads(c->threads) != FA_OK) {
+        lib_error("fa_set_threads (--threads)", FA_ERR_ARG);
+        st = RUN_FAILED;
+        status = EXIT_USAGE;
+    } else if (par_root()) {
+        if (!open_outputs(c, &log, log_path, sizeof log_path))
+            st = RUN_FAILED;
+        else
+            report_blas();
+    }
+    st = par_agree(st, "while opening the output files");
+    data d;
+    memset(&d, 0, sizeof d);
+    if (st == RUN_OK)
+        st = par_agree(load_data(c, &d) ? RUN_OK : RUN_FAILED, "while loading the data");
+    if (st == RUN_OK) {
+        if (par_root())
+            printf("data: %s: %d training, %d validation, %d test samples of %d "
+                   "features\n", c->data_dir, d.train.n, d.val.n, d.test.n,
+                   d.features);
+        par_report(c);
         /* From here on a signal stops the training cleanly; before, during
          * the data load, it ends the program at once as usual. */
         install_stop_handlers();
@@ -233,7 +291,7 @@ run_program(const config *c)
     }
     free_data(&d);
     if (log.f && fclose(log.f) != 0) {
-        report_error("--log %s: write failed: %s", logp, strerror(errno));
+        report_error("--log %s: write failed: %s", log_path, strerror(errno));
         status = 1;
     }
     return status;
@@ -242,19 +300,26 @@ run_program(const config *c)
 int
 main(int argc, char **argv)
 {
+    par_init(&argc, &argv);
     /* Line-buffered so that a log redirected to a file follows the
      * training epoch by epoch. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     config c;
     int status;
-    if (!parse_args(argc, argv, &c))
+    bool parsed = parse_args(argc, argv, &c);
+    if (par_agree(parsed ? RUN_OK : RUN_FAILED, "while reading the command line") != RUN_OK)
         status = EXIT_USAGE;
-    else if (c.help)
-        print_help(), status = 0;
-    else if (c.help_rules)
-        print_help_rules(), status = 0;
-    else
+    else if (c.help || c.help_rules) {
+        if (par_root())
+            c.help ? print_help() : print_help_rules();
+        status = 0;
+    } else
         status = run_program(&c);
     config_free(&c);
-    return status;
+    if (stop_signal != 0)
+        for (int fd = 1; fd <= 2; fd++)
+            if (output_flags[fd] >= 0)
+                fcntl(fd, F_SETFL, output_flags[fd]);
+    /* fa-train-mpi: the highest status of all the processes. */
+    return par_finalize(status);
 }

@@ -8,10 +8,14 @@
  *   train.c     the network and the training loop, epoch by epoch
  *   report.c    console lines, progress bar, CSV log, --compare table
  *   plots.c     --compare curves and gnuplot plots (template plots.gp)
+ *   par-serial.c  the processes of a training: one (fa-train), or
+ *   par-mpi.c     MPI ranks training data-parallel (fa-train-mpi)
  *
- * Only the public ABI of libfeedbackalign is used.  Helpers report a
- * problem with one line on stderr and return a status; only main chooses
- * the exit status (0 success, 1 runtime failure, 2 bad command line).
+ * The same modules make both programs; they differ only in the par-*.c
+ * they link (and PROG).  Only the public ABI of libfeedbackalign is used.
+ * Helpers report a problem with one line on stderr and return a status;
+ * only main chooses the exit status (0 success, 1 runtime failure, 2 bad
+ * command line).
  */
 #ifndef FA_TOOLS_FA_TRAIN_H
 #define FA_TOOLS_FA_TRAIN_H
@@ -24,7 +28,9 @@
 #include "feedbackalign.h"
 #include "idx.h"
 
-#define PROG "fa-train"
+#ifndef PROG
+#define PROG "fa-train" /* fa-train-mpi: -DPROG=... in meson.build */
+#endif
 #define MAX_RULES 32   /* distinct rules in --compare (the library has 11) */
 #define MAX_HPARAMS 32 /* --hparam settings */
 #define EXIT_USAGE 2
@@ -40,6 +46,7 @@ enum opt_id {
     O_EPOCHS, O_BATCH, O_SEED, O_THREADS,
     O_SAVE, O_LOAD, O_LOG, O_COMPARE, O_OUT, O_ALIGN_BATCH, O_PROGRESS,
     O_HELP, O_HELP_RULES,
+    O_CHECK_EVERY, /* fa-train-mpi only */
     O_COUNT
 };
 
@@ -68,6 +75,7 @@ typedef struct config {
     int32_t opt;
     double lr, lr_decay, lr_min, momentum, wd;
     int32_t lr_every, epochs, batch, threads, align_batch, progress;
+    int32_t check_every; /* fa-train-mpi: steps between parameter checks */
     uint64_t seed;
     const char *save, *load, *log, *out;
     int32_t compare[MAX_RULES];
@@ -179,6 +187,8 @@ void report_final(const run *r);
 void progress_bar(int32_t done, int32_t total, int64_t examples,
                   double elapsed, double loss);
 void progress_clear(void);
+/* progress_clear if a bar is shown (before messages of other ranks). */
+void progress_hide(void);
 void log_header(csv_log *log, int32_t n_layers);
 void log_row(csv_log *log, const run *r, int32_t e, int32_t n_train);
 void compare_table(const run *runs, int n);
@@ -192,5 +202,74 @@ void format_angles(char *buf, size_t len, const float *a, int32_t n);
 /* Write OUT/curve-<rule>.dat and OUT/plots.gp and run gnuplot in OUT.
  * Failures cost the plots, not the results: they are reported only. */
 void plots(const config *c, const run *runs, int n);
+
+/* ------------------------------------------------------------ processes */
+
+/* The processes that train one network together.  par-serial.c (fa-train):
+ * one process, and every function below is trivial.  par-mpi.c
+ * (fa-train-mpi): the ranks of MPI_COMM_WORLD, each holding an identical
+ * network; each computes the update of its shard of every batch, the
+ * updates are summed, and every rank applies the same sum.
+ *
+ * Functions marked COLLECTIVE must be called by every process at the same
+ * point of the program, in the same order, or the job hangs: the program
+ * reaches them on every rank from the same agreed statuses. */
+
+/* True in fa-train-mpi (the par-mpi.c build). */
+extern const bool par_mpi;
+
+/* Start (MPI_Init) and end (flush pending messages, MPI_Finalize); returns
+ * status.  par_init exits with a message if MPI cannot start. */
+void par_init(int *argc, char ***argv);
+int par_finalize(int status);
+int par_rank(void); /* 0 .. par_size()-1 */
+int par_size(void);
+/* Rank 0: the only process that prints, logs, evaluates, plots and saves. */
+bool par_root(void);
+
+/* COLLECTIVE.  An agreement point: every process passes the status of its
+ * own work since the last agreement (RUN_INTERRUPTED if it saw a stop
+ * signal), and all get the job's: the worst of them (failed, diverged,
+ * interrupted, ok).  Messages reported since the last agreement are
+ * printed by rank 0, once per distinct text, prefixed with the ranks that
+ * reported it unless all did; after a failure rank 0 says which ranks
+ * failed, `where`.  Serial: returns mine. */
+run_status par_agree(run_status mine, const char *where);
+/* The stop signal agreed at the last agreement (serial: stop_signal). */
+int par_stop_signal(void);
+
+/* This process's shard [*lo, *lo + *count) of a global batch of m samples:
+ * contiguous, sizes differing by at most one (0 when m < size). */
+void par_shard(int32_t m, int32_t *lo, int32_t *count);
+
+/* COLLECTIVE.  buf[0..n) <- its sum over the processes, the same bits on
+ * every process.  False (with a message) if MPI reports an error. */
+bool par_sum(float *buf, int64_t n);
+
+/* COLLECTIVE.  Whether every process holds the same len bytes at p
+ * (compared by a 64-bit hash); a mismatch is RUN_FAILED on every process,
+ * with a message from rank 0 naming the ranks that differ, `what` and
+ * `where`.  Serial: RUN_OK. */
+run_status par_same(const void *p, size_t len, const char *what,
+                    const char *where);
+
+/* report_error's hook: true if the message was taken to be printed at the
+ * next agreement (fa-train-mpi), false to print it now (fa-train). */
+bool par_take_message(const char *msg);
+
+/* fa-train-mpi's own lines of --help, and its line in the header. */
+void par_help(void);
+void par_report(const config *c);
+
+/* Test hooks of fa-train-mpi, from the environment variable
+ * FA_TRAIN_MPI_TEST (par-mpi.c documents it); serial: none.
+ * par_fault: what this process must simulate before global step `step`
+ * (counted from 1 over the whole run). */
+typedef enum par_fault_kind {
+    FAULT_NONE, FAULT_NAN, FAULT_KILL, FAULT_EXIT, FAULT_PERTURB
+} par_fault_kind;
+par_fault_kind par_fault(int64_t step);
+/* Non-NULL: every rank saves its network to PREFIX.rankK.fa at the end. */
+const char *par_rank_save_prefix(void);
 
 #endif /* FA_TOOLS_FA_TRAIN_H */

@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc g++ libopenblas-dev check zlib1g-dev
       valgrind gnuplot-nox python3-numpy python3-torch dataset-fashion-mnist
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -129,6 +129,7 @@ typedef struct optdef {
     int kind;          /* name_kind of an enum option, else -1 */
     const char *def;   /* default as text; NULL: none */
     const char *help;
+    bool mpi_only;     /* fa-train-mpi's: unknown to fa-train */
 } optdef;
 
 #define NO_ENUM (-1)
@@ -232,7 +233,19 @@ static const optdef opts[O_COUNT] = {
     [O_HELP_RULES] = {"Output", "help-rules", NULL, NO_ENUM, NULL,
                       "list the library's rules and hyperparameters with their "
                       "descriptions and exit"},
+    [O_CHECK_EVERY] = {"Processes", "check-every", "N", NO_ENUM, "100",
+                       "compare a 64-bit hash of the parameters across the "
+                       "processes every N steps (0: only at epoch ends, where "
+                       "the whole model image is compared too); a difference "
+                       "stops the training", true},
 };
+
+/* Whether this program has option o (fa-train lacks the MPI ones). */
+static bool
+available(const optdef *o)
+{
+    return par_mpi || !o->mpi_only;
+}
 
 static bool
 takes_value(const optdef *o)
@@ -289,6 +302,8 @@ print_help(void)
     const char *group = "";
     for (int i = 0; i < O_COUNT; i++) {
         const optdef *o = &opts[i];
+        if (!available(o))
+            continue;
         if (strcmp(group, o->group) != 0) {
             group = o->group;
             printf("\n%s:\n", group);
@@ -313,6 +328,7 @@ print_help(void)
            "         " PROG " --compare bp,fa,dfa --epochs 3 --out results\n"
            "         " PROG " --arch 1x28x28-c6k5p2-m2-c16k5-m2-c120k5-84-10 "
            "--rule kp\n");
+    par_help();
 }
 
 void
@@ -344,7 +360,8 @@ static int
 find_option(const char *name, size_t len)
 {
     for (int i = 0; i < O_COUNT; i++)
-        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+        if (available(&opts[i]) && strlen(opts[i].name) == len &&
+            strncmp(opts[i].name, name, len) == 0)
             return i;
     return -1;
 }
@@ -679,6 +696,7 @@ convert(int id, const char *v, config *c)
     case O_OUT: return parse_out(v, &c->out);
     case O_ALIGN_BATCH: return parse_int(n, v, 0, 1000000, &c->align_batch);
     case O_PROGRESS: return parse_enum(n, v, NK_PROGRESS, &c->progress);
+    case O_CHECK_EVERY: return parse_int(n, v, 0, INT32_MAX, &c->check_every);
     case O_HPARAM: return true; /* collected as they come (parse_args) */
     case O_HELP: c->help = true; return true;
     case O_HELP_RULES: c->help_rules = true; return true;

@@ -12,15 +12,20 @@
 
 /* ------------------------------------------------------------- messages */
 
+/* One line on stderr; in fa-train-mpi kept until the next agreement,
+ * where rank 0 prints the messages of every rank (par-mpi.c). */
 void
 report_error(const char *fmt, ...)
 {
+    char msg[8192];
     va_list ap;
     va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (par_take_message(msg))
+        return;
+    progress_hide();
+    fprintf(stderr, PROG ": %s\n", msg);
 }
 
 void
@@ -136,6 +141,8 @@ report_final(const run *r)
            r->test_acc[e], val, mean_epoch_s(r), angles);
 }
 
+static bool progress_shown; /* a bar is on the terminal's last line */
+
 void
 progress_bar(int32_t done, int32_t total, int64_t examples, double elapsed,
              double loss)
@@ -151,12 +158,21 @@ progress_bar(int32_t done, int32_t total, int64_t examples, double elapsed,
     fprintf(stderr, "\r  [%s] %d/%d batches  %.0f ex/s  loss %.4f  ETA %.0fs ",
             bar, done, total, rate, loss, eta);
     fflush(stderr);
+    progress_shown = true;
 }
 
 void
 progress_clear(void)
 {
     fprintf(stderr, "\r\033[K");
+    progress_shown = false;
+}
+
+void
+progress_hide(void)
+{
+    if (progress_shown)
+        progress_clear();
 }
 
 /* ----------------------------------------------------------------- CSV */

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, and runs every test.
-#   1. the Check suite (meson test), plain release build
+#   1. the Check suite (meson test), plain release build, with the tools'
+#      tests and those of fa-train-mpi under mpirun (suite 'mpi'; skipped,
+#      and said so below, when meson found no MPI)
 #   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. the same suite under valgrind (meson test setup 'valgrind')
+#   3. the same suite under valgrind (meson test setup 'valgrind'), less
+#      the 'mpi' suite: there valgrind would examine the bash script, not
+#      the MPI ranks, which the sanitizer build checks
 #      (stages 1-3 include suite 'fuzz-replay': every seed and crash input
 #      of tests/fuzz replayed through its harness)
 #   4. fuzzing: each libFuzzer harness of tests/fuzz for FA_FUZZ_SECONDS
@@ -29,6 +33,8 @@ run_meson_tests() {
   meson test "$@" --print-errorlogs 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local ok fail to
+  # A skipped test is named, not only counted (its reason is in its log).
+  grep -E '^ *[0-9]+/[0-9]+ .* SKIP ' "$log" | sed 's/^ */run-tests: note: skipped: /'
   ok=$(awk '/^Ok:/ {print $2}' "$log" | tail -n1)
   fail=$(awk '/^Fail:/ {print $2}' "$log" | tail -n1)
   to=$(awk '/^Timeout:/ {print $2}' "$log" | tail -n1)
@@ -49,6 +55,9 @@ setup() {
 }
 
 if setup build; then
+  if [ ! -x build/tools/fa-train-mpi ]; then
+    echo "run-tests: note: MPI was not found when build/ was configured: fa-train-mpi is not built and its tests are skipped"
+  fi
   run_meson_tests "plain" -C build
 else
   failed=$((failed + 1))
@@ -62,7 +71,7 @@ else
 fi
 
 if [ -f build/build.ninja ]; then
-  run_meson_tests "valgrind" -C build --setup valgrind --no-suite slow
+  run_meson_tests "valgrind" -C build --setup valgrind --no-suite slow --no-suite mpi
 fi
 
 # What identifies a finding across runs: the sanitizer's SUMMARY line (its
