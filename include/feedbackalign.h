@@ -732,6 +732,10 @@ FA_API int fa_net_loss(fa_net *net, const float *x, int32_t ldx,
  *  (judged before anything is written, from bounds on the values; steps
  *  are refused only for values near 1e37 or for absurd gradients such as
  *  1e20 under Adam, whose squares overflow).
+ *  It is the same step as fa_net_compute_update followed by
+ *  fa_net_apply_update: bitwise, except under plain SGD when every weight
+ *  GEMM sums at most 256 terms (a dense layer's batch), where the update is
+ *  applied inside the weight GEMMs and the two agree to float rounding.
  *  Allocates nothing once the workspaces are large enough for batch.
  *  Errors: FA_ERR_NULL, FA_ERR_SIZE, FA_ERR_NONFINITE, FA_ERR_NOMEM. */
 FA_API int fa_net_train_step(fa_net *net, const float *x, int32_t ldx,
