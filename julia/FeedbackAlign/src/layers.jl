@@ -120,6 +120,15 @@ function with_spec(f, out::Ref{Ptr{Cvoid}})
     end
 end
 
+# The network of a finished spec (the spec stays the caller's), trained by `rule`.
+function network_from_spec(spec::Ptr{Cvoid}, lossv, sd, rule)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    check(LibFA.fa_net_create_from_spec(out, spec, lossv, sd))
+    net = Network(out[])
+    rule === :bp || rule!(net, rule)
+    return net
+end
+
 function spec_shape(spec::Ptr{Cvoid}, l::Integer)
     c = Ref{Int32}(0); h = Ref{Int32}(0); w = Ref{Int32}(0)
     check(LibFA.fa_spec_shape(spec, l, c, h, w))
@@ -185,7 +194,7 @@ function Network(layer1::Layer, layers::Layer...; input, loss = :mse, seed::Inte
     sd = checkseed(seed)
     out = Ref{Ptr{Cvoid}}(C_NULL)
     check(LibFA.fa_spec_create(out, C, H, W))
-    net = with_spec(out) do spec
+    return with_spec(out) do spec
         prev = (C, H, W)
         for (i, layer) in enumerate(all_layers)
             try
@@ -196,12 +205,8 @@ function Network(layer1::Layer, layers::Layer...; input, loss = :mse, seed::Inte
             end
             prev = spec_shape(spec, i)
         end
-        netout = Ref{Ptr{Cvoid}}(C_NULL)
-        check(LibFA.fa_net_create_from_spec(netout, spec, lossv, sd))
-        return Network(netout[])
+        return network_from_spec(spec, lossv, sd, rule)
     end
-    rule === :bp || rule!(net, rule)
-    return net
 end
 
 """
@@ -228,13 +233,7 @@ function Network(text::AbstractString; act = :tanh, out = :identity, loss = :mse
     sd = checkseed(seed)
     sp = Ref{Ptr{Cvoid}}(C_NULL)
     check(LibFA.fa_spec_parse(sp, String(text), hidden, output))
-    net = with_spec(sp) do spec
-        netout = Ref{Ptr{Cvoid}}(C_NULL)
-        check(LibFA.fa_net_create_from_spec(netout, spec, lossv, sd))
-        return Network(netout[])
-    end
-    rule === :bp || rule!(net, rule)
-    return net
+    return with_spec(spec -> network_from_spec(spec, lossv, sd, rule), sp)
 end
 
 """
