@@ -286,7 +286,13 @@ typedef enum fa_init {
  *  Weight decay is the classic L2 kind, applied to weights only (not
  *  biases) and added to the gradient before the optimiser:
  *  g = dW + weight_decay * W  (as PyTorch's weight_decay argument).
- *  The step count t saturates at INT64_MAX (where 1 - b^t is 1 anyway). */
+ *  The step count t saturates at INT64_MAX (where 1 - b^t is 1 anyway).
+ *  On x86 the update runs with denormals flushed to zero: a g, p, m, v or
+ *  s below FLT_MIN (1.2e-38) in magnitude is read as 0 and a result below
+ *  it is written as 0 (what the moments of a converged run decay to, and
+ *  where each operation would otherwise cost a microcode assist).  The
+ *  calling thread's floating-point mode is restored before the call
+ *  returns. */
 typedef enum fa_optimizer {
     FA_OPT_SGD = 0,
     FA_OPT_MOMENTUM = 1,

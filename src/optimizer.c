@@ -18,6 +18,10 @@
 
 #include "internal.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
 /* ------------------------------------------------------- hyperparameters */
 
 static const fa_hparam_desc core_hparams[] = {
@@ -255,9 +259,39 @@ typedef struct commit_job {
     seg_max mx[FA_MAX_THREADS];
 } commit_job;
 
+/* Denormals flushed to zero (MXCSR's FTZ and DAZ bits) for the calling
+ * thread while it runs the update.  Once a run has converged on its data
+ * the moments decay geometrically through the denormal range, where every
+ * multiply takes a microcode assist: a 784-1000-10 Adam step trained on one
+ * batch went from 3.8 to 8.6 ms after about 700 steps, and stays at 3.9
+ * with the flush.  Values that small contribute nothing the update could
+ * represent.  Returns the mode to restore; a no-op off x86. */
+static unsigned flush_denormals(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    const unsigned old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u); /* FTZ (bit 15) | DAZ (bit 6) */
+    return old;
+#else
+    return 0;
+#endif
+}
+
+static void restore_fp_mode(unsigned old)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    /* the control bits as they were; the sticky exception flags (bits
+     * 0-5) as the update left them */
+    _mm_setcsr((old & ~0x3fu) | (_mm_getcsr() & 0x3fu));
+#else
+    (void)old;
+#endif
+}
+
 static void commit_part(void *ctx, int32_t part, int32_t nparts)
 {
     commit_job *j = ctx;
+    const unsigned fp_mode = flush_denormals();
     fa_net *net = j->net;
     float *s1 = net->opt_state, *s2 = net->opt_state + net->n_params;
     const int64_t lo = j->total * part / nparts, hi = j->total * (part + 1) / nparts;
@@ -274,6 +308,7 @@ static void commit_part(void *ctx, int32_t part, int32_t nparts)
         pos += j->seg[k].len;
     }
     j->mx[part] = mx;
+    restore_fp_mode(fp_mode);
 }
 
 /* Elements below which one thread does the commit alone: the hand-over to

@@ -307,6 +307,74 @@ START_TEST(test_param_layout)
 }
 END_TEST
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+
+/* Does this CPU (or emulator: valgrind ignores MXCSR's FTZ and DAZ) flush a
+ * denormal product to zero under FTZ | DAZ? */
+static int ftz_honoured(void)
+{
+    const unsigned old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u);
+    /* all volatile: the product is computed between the two mode writes */
+    volatile float tiny = 1e-39f, half = 0.5f;
+    volatile float r = tiny * half;
+    _mm_setcsr(old);
+    return r == 0.0f;
+}
+
+/* The optimiser flushes denormals to zero in its update (the header's
+ * fa_optimizer block) and restores the caller's floating-point mode: Adam
+ * state and a gradient of denormals (1e-39 < FLT_MIN) give all-zero moments
+ * and unchanged parameters, where IEEE arithmetic would keep b1 * 1e-39 and
+ * (1-b1) * 1e-39, both nonzero.  _i = 0 on one thread, _i = 1 on two with a
+ * network large enough that the update is shared between the threads. */
+START_TEST(test_denormals_flushed)
+{
+    const int32_t threads = _i ? 2 : 1, threads0 = fa_get_threads();
+    const int32_t sizes[3] = {784, _i ? 200 : 20, 10};
+    const int32_t acts[2] = {FA_ACT_TANH, FA_ACT_IDENTITY};
+    TU_OK(fa_set_threads(threads));
+    fa_net *net;
+    TU_OK(fa_net_create(&net, 2, sizes, acts, FA_LOSS_SOFTMAX_CE, 7));
+    TU_OK(fa_net_set_optimizer(net, FA_OPT_ADAM));
+    int64_t n;
+    TU_OK(fa_net_param_count(net, &n));
+    float *g = malloc((size_t)n * sizeof *g);
+    ck_assert(g);
+    for (int64_t i = 0; i < n; i++) {
+        g[i] = i % 2 ? 1e-39f : 0.0f;
+        net->opt_state[i] = i % 3 ? 1e-39f : 0.0f;     /* m */
+        net->opt_state[n + i] = i % 5 ? 1e-39f : 0.0f; /* v */
+    }
+    float *p0 = tu_params(net);
+    /* the caller's mode (MXCSR's control bits; bits 0-5 are sticky
+     * exception flags) comes back whether or not it had FTZ and DAZ set */
+    const unsigned mode0 = _mm_getcsr() & ~0x3fu;
+    TU_OK(fa_net_apply_update(net, g, n));
+    ck_assert_uint_eq(_mm_getcsr() & ~0x3fu, mode0);
+    if (ftz_honoured()) {
+        for (int64_t i = 0; i < 2 * n; i++)
+            TU_CHECK(net->opt_state[i] == 0.0f, "moment %lld is %g after the update, expected "
+                     "0 (denormals flushed)", (long long)i, (double)net->opt_state[i]);
+        float *p1 = tu_params(net);
+        ck_assert(memcmp(p0, p1, (size_t)n * sizeof *p1) == 0);
+        free(p1);
+    }
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040u);
+    const unsigned mode1 = _mm_getcsr() & ~0x3fu;
+    TU_OK(fa_net_apply_update(net, g, n));
+    ck_assert_uint_eq(_mm_getcsr() & ~0x3fu, mode1);
+    _mm_setcsr(saved);
+    free(p0);
+    free(g);
+    fa_net_free(net);
+    TU_OK(fa_set_threads(threads0));
+}
+END_TEST
+#endif
+
 static Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
@@ -319,6 +387,11 @@ static Suite *net_suite(void)
     tcase_add_loop_test(tc, test_alignment, 0, KA_N_NET_CASES);
     tcase_add_loop_test(tc, test_param_layout, 0, KA_N_NET_CASES);
     suite_add_tcase(s, tc);
+#if defined(__x86_64__) || defined(__i386__)
+    TCase *fp = tcase_create("denormals");
+    tcase_add_loop_test(fp, test_denormals_flushed, 0, 2);
+    suite_add_tcase(s, fp);
+#endif
     return s;
 }
 
