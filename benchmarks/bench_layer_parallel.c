@@ -8,7 +8,8 @@
  * one core ("layer-parallel").  plan_layers in src/train.c decides (AUTO):
  * layer-parallel when a greedy assignment of the layers to the threads by
  * multiply-adds comes out even (the busiest thread within 1.15x of its
- * share).  The internal field net->layer_parallel forces either, so this
+ * share), or when most of the multiply-adds are long sums (see
+ * reduction_share below).  The internal field net->layer_parallel forces either, so this
  * program links the internal static library (fa_internal_dep).
  *
  * For each network (784-1000-10, 784-240xD-10 for D = 1, 3, 7, 15, LeNet at
@@ -19,20 +20,23 @@
  * Output: CSV on stdout
  *   arch,rule,optimizer,threads,batch,never_ms,always_ms,auto_ms,
  *   always_over_never,q1,q3,winner,auto_plan,auto_right,reduction_share,
- *   alt_plan,alt_right
+ *   balance_plan,balance_right
  * always_over_never is the median over repeats of the per-repeat ratio
  * (q1, q3 its quartiles); winner is "always" or "never" when the
  * interquartile range excludes 1, else "tie"; auto_plan is what AUTO
  * chooses (plan_layers' criterion, recomputed here from the shapes) and
  * auto_right says whether that is the winner (a tie counts as right);
- * reduction_share, alt_plan and alt_right do the same for a candidate rule
- * (see reduction_share below).
+ * reduction_share is the long sums' share of the multiply-adds, and
+ * balance_plan and balance_right do the same as auto_plan and auto_right
+ * for the balance test alone (the rule before long sums were counted).
  * Then on stderr DFA/BP per mode on each network against the FLOP
  * prediction.
  *
  * Usage: bench_layer_parallel [--quick] [--threads N] [--rules LIST]
  *                             [--opts LIST] [--arch LIST] [--repeats N]
- *                             [--steps N]
+ *                             [--steps N] [--batch N]
+ * (--batch: every network at that batch instead of 128, and LeNet's 64
+ * and 128)
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -53,9 +57,9 @@ static const char lenet_spec[] = "1x28x28-c6k5p2-m2-c16k5-m2-c120k5-84-10";
 
 static const char *const mode_name[3] = {"auto", "never", "always"};
 
-/* plan_layers' decision (src/train.c), recomputed from the shapes: every
- * layer with parameters has an error under BP and DFA. */
-static int auto_layer_parallel(const bu_arch *a, int parts, int32_t m)
+/* plan_layers' balance test (src/train.c), recomputed from the shapes:
+ * every layer with parameters has an error under BP and DFA. */
+static int balanced(const bu_arch *a, int parts, int32_t m)
 {
     double load[64] = {0}, total = 0;
     for (int32_t l = 1; l <= a->L; l++) {
@@ -75,10 +79,10 @@ static int auto_layer_parallel(const bu_arch *a, int parts, int32_t m)
     return worst <= 1.15 * total / parts;
 }
 
-/* A candidate rule, measured beside AUTO: layer-parallel also when the
- * weight GEMMs are reduction-dominated -- most of their multiply-adds in
- * layers whose GEMM dW (m, n) = dA (m, k) X^T has k >= 4 max(m, n), as a
- * convolution's k = H_out W_out batch.  OpenBLAS divides a GEMM among its
+/* plan_layers' second test (long_sums in src/train.c): layer-parallel also
+ * when the weight GEMMs are reduction-dominated -- most of their
+ * multiply-adds in layers whose GEMM dW (m, n) = dA (m, k) X^T has
+ * k >= 4 max(m, n), as a convolution's k = H_out W_out batch.  OpenBLAS divides a GEMM among its
  * threads by m and n, so a small output with a long k (LeNet's first layer:
  * 6 x 25 with k = 100352 at batch 128) gains nothing from more threads,
  * while two such GEMMs side by side use both cores.  Returns the share of
@@ -112,7 +116,7 @@ static int lookup(int32_t type, const char *name)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, threads = 2, repeats = -1, steps = -1;
+    int quick = 0, threads = 2, repeats = -1, steps = -1, batch = 0;
     char *rules_s = NULL, *opts_s = NULL, *arch_s = NULL;
     for (int i = 1; i < argc; i++) {
         const int more = i + 1 < argc;
@@ -130,9 +134,11 @@ int main(int argc, char **argv)
             repeats = atoi(argv[++i]);
         else if (more && strcmp(argv[i], "--steps") == 0)
             steps = atoi(argv[++i]);
+        else if (more && strcmp(argv[i], "--batch") == 0)
+            batch = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: %s [--quick] [--threads N] [--rules LIST] [--opts LIST] "
-                            "[--arch LIST] [--repeats N] [--steps N]\n", argv[0]);
+                            "[--arch LIST] [--repeats N] [--steps N] [--batch N]\n", argv[0]);
             return 2;
         }
     }
@@ -140,8 +146,9 @@ int main(int argc, char **argv)
         repeats = quick ? 7 : 31;
     if (steps < 0)
         steps = quick ? 2 : 4;
-    if (threads < 2 || threads > 64 || repeats < 1 || steps < 1) {
-        fprintf(stderr, "bench_layer_parallel: threads in 2..64, repeats and steps >= 1\n");
+    if (threads < 2 || threads > 64 || repeats < 1 || steps < 1 || batch < 0 || batch > 65536) {
+        fprintf(stderr, "bench_layer_parallel: threads in 2..64, repeats and steps >= 1, "
+                        "batch in 1..65536\n");
         return 2;
     }
     char def_rules[] = "bp,dfa", def_opts[] = "sgd";
@@ -166,26 +173,26 @@ int main(int argc, char **argv)
             threads, repeats, steps);
     bu_must(fa_set_threads(threads), "fa_set_threads");
     printf("arch,rule,optimizer,threads,batch,never_ms,always_ms,auto_ms,always_over_never,"
-           "q1,q3,winner,auto_plan,auto_right,reduction_share,alt_plan,alt_right\n");
+           "q1,q3,winner,auto_plan,auto_right,reduction_share,balance_plan,balance_right\n");
 
     char dfa_bp[8192] = "";
     size_t used = 0;
-    int wrong = 0, rows = 0, alt_wrong = 0;
+    int wrong = 0, rows = 0, bal_wrong = 0;
     bu_arch *a = bu_malloc(sizeof *a);
     for (int ai = 0; ai < n_arch; ai++) {
         const int lenet = strcmp(archs[ai], "lenet") == 0;
         bu_arch_parse(a, lenet ? "lenet" : archs[ai], lenet ? lenet_spec : archs[ai]);
         const int32_t batches[2] = {64, 128};
-        const int nb = lenet ? 2 : 1;
+        const int nb = lenet && batch == 0 ? 2 : 1;
         for (int bi = 0; bi < nb; bi++) {
-            const int32_t m = lenet ? batches[bi] : 128;
+            const int32_t m = batch > 0 ? batch : lenet ? batches[bi] : 128;
             const int64_t n0 = bu_arch_n(a, 0), nc = bu_arch_n(a, a->L);
             float *x = bu_malloc(sizeof *x * (size_t)(n0 * m));
             float *t = bu_malloc(sizeof *t * (size_t)(nc * m));
             bu_make_batch(x, n0, t, (int32_t)nc, m);
-            const int auto_par = auto_layer_parallel(a, threads, m);
+            const int bal_par = balanced(a, threads, m);
             const double red = reduction_share(a, m);
-            const int alt_par = auto_par || red > 0.5;
+            const int auto_par = bal_par || red > 0.5;
             for (int oi = 0; oi < n_opts; oi++) {
                 /* every rule x mode in one rotation */
                 const int n = 3 * n_rules;
@@ -219,10 +226,10 @@ int main(int argc, char **argv)
                     const char *winner = q3 < 1.0 ? "always" : q1 > 1.0 ? "never" : "tie";
                     const int right = strcmp(winner, "tie") == 0 ||
                                       (strcmp(winner, "always") == 0) == auto_par;
-                    const int alt_right = strcmp(winner, "tie") == 0 ||
-                                          (strcmp(winner, "always") == 0) == alt_par;
+                    const int bal_right = strcmp(winner, "tie") == 0 ||
+                                          (strcmp(winner, "always") == 0) == bal_par;
                     wrong += !right;
-                    alt_wrong += !alt_right;
+                    bal_wrong += !bal_right;
                     rows++;
                     double ms[3];
                     for (int mo = 0; mo < 3; mo++) {
@@ -237,8 +244,8 @@ int main(int argc, char **argv)
                            fa_enum_name(FA_ENUM_OPTIMIZER, optims[oi]), threads, (int)m, ms[1],
                            ms[2], ms[0], med, q1, q3, winner,
                            auto_par ? "layer-parallel" : "blas-threaded", right ? "yes" : "no",
-                           red, alt_par ? "layer-parallel" : "blas-threaded",
-                           alt_right ? "yes" : "no");
+                           red, bal_par ? "layer-parallel" : "blas-threaded",
+                           bal_right ? "yes" : "no");
                     fflush(stdout);
                 }
                 /* DFA/BP per mode, if both ran */
@@ -282,9 +289,8 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "# DFA/BP step time per mode (median of per-repeat ratios, quartiles):\n%s",
             dfa_bp);
-    fprintf(stderr, "# AUTO picked the winner (or a tie) in %d of %d rows; the candidate rule "
-                    "(balanced, or reduction-dominated weight GEMMs) in %d\n", rows - wrong, rows,
-            rows - alt_wrong);
+    fprintf(stderr, "# AUTO picked the winner (or a tie) in %d of %d rows; the balance test alone "
+                    "in %d\n", rows - wrong, rows, rows - bal_wrong);
     free(a);
     return 0;
 }
