@@ -36,16 +36,21 @@ FA_KERNEL static void maxpool_forward(const fa_layer *ly, const float *w, const 
                     zc[c] = v0[c];
                     ic[c] = C * pix0 + c;
                 }
-                for (int32_t q = 1; q < k * k; q++) {
-                    const int32_t pix = pix0 + q % k + W * (q / k);
-                    const float *v = xs + (size_t)C * (size_t)pix;
-                    const int32_t base = C * pix;
-                    for (int32_t c = 0; c < C; c++) {
-                        const int better = v[c] > zc[c];
-                        zc[c] = better ? v[c] : zc[c];
-                        ic[c] = better ? base + c : ic[c];
+                /* the rest in row-major order (no division per pixel) */
+                for (int32_t dy = 0; dy < k; dy++)
+                    for (int32_t dx = dy == 0; dx < k; dx++) {
+                        const int32_t pix = pix0 + dx + W * dy;
+                        const float *v = xs + (size_t)C * (size_t)pix;
+                        const int32_t base = C * pix;
+                        /* branch-free: with a few channels the loop is
+                         * scalar, and a branch on data mispredicts */
+                        for (int32_t c = 0; c < C; c++) {
+                            const float a = v[c], cur = zc[c];
+                            const int32_t take = -(int32_t)(a > cur); /* 0 or all ones */
+                            zc[c] = a > cur ? a : cur;
+                            ic[c] = (ic[c] & ~take) | ((base + c) & take);
+                        }
                     }
-                }
             }
         }
     }
