@@ -233,7 +233,12 @@ typedef struct fa_layer_ops {
     /* fan_in, fan_out for weight initialisation. */
     void (*fans)(const fa_layer *ly, double *fan_in, double *fan_out);
     /* Workspace this layer keeps per sample: floats for ly->col, int32 for
-     * ly->idx; and floats of scratch its backward needs per sample. */
+     * ly->idx; and floats of scratch its backward needs per sample.
+     * forward and backward must be column-separable: sample j's part of
+     * every buffer they write (z or dx, col, idx, scratch) starts at j
+     * times its per-sample size and depends on sample j's input alone.
+     * train.c calls them on blocks of samples, concurrently on the
+     * handle's threads, for layers whose input is an image. */
     int64_t (*col_floats)(const fa_layer *ly);
     int64_t (*idx_count)(const fa_layer *ly);
     int64_t (*scratch_floats)(const fa_layer *ly);
@@ -413,6 +418,8 @@ struct fa_net {
     fa_pool *pool;       /* worker threads (threads.c), NULL until needed */
     int32_t layer_parallel; /* FA_LAYER_PARALLEL_*: the benchmarks compare */
     int32_t nthreads;    /* threads of the step under way */
+    int blas_solo;       /* OpenBLAS on one thread for the phase under way
+                            (train.c: image layers split by samples) */
     float *tdb;          /* per-thread bias-gradient partials: tdb_threads x
                             the widest layer's rows */
     int32_t tdb_threads;

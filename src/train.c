@@ -148,17 +148,135 @@ static void start_threads(fa_net *net)
     }
 }
 
+/* Image layers (convolution, pooling) run forward and backward in blocks of
+ * samples, one block per thread, OpenBLAS on one thread for the duration.
+ * Their products have few output rows (a convolution's channels), which
+ * OpenBLAS's threads split poorly, and the lowering and pooling around
+ * them are loops over samples.  Every layer op is column-separable (a
+ * sample's output depends on its own input alone, and the op's buffers
+ * hold each sample's share contiguously: col_floats, idx_count and
+ * scratch_floats per sample), so a block is the same call on offset
+ * pointers and writes exactly what the whole call would. */
+typedef struct image_job {
+    const fa_layer *ly;
+    const float *w, *x; /* forward: weights, input (ldx); backward: B, dz */
+    int32_t ldx, m, backward;
+    float *out, *col, *scratch; /* z or dx; the layer's col; net->scratch */
+    int32_t *idx;
+} image_job;
+
+static void image_part(void *ctx, int32_t part, int32_t nparts)
+{
+    const image_job *j = ctx;
+    const fa_layer *ly = j->ly;
+    const int32_t j0 = (int32_t)((int64_t)j->m * part / nparts);
+    const int32_t j1 = (int32_t)((int64_t)j->m * (part + 1) / nparts);
+    if (j1 <= j0)
+        return;
+    const int64_t cf = ly->ops->col_floats(ly), ni = ly->ops->idx_count(ly);
+    int32_t *idx = ni > 0 ? j->idx + (size_t)j0 * (size_t)ni : j->idx;
+    if (!j->backward) {
+        float *col = cf > 0 ? j->col + (size_t)j0 * (size_t)cf : j->col;
+        ly->ops->forward(ly, j->w, j->x + (size_t)j0 * (size_t)j->ldx, j->ldx, j1 - j0,
+                         j->out + (size_t)j0 * (size_t)ly->n_out, col, idx);
+    } else {
+        const int64_t sf = ly->ops->scratch_floats(ly);
+        float *scr = sf > 0 ? j->scratch + (size_t)j0 * (size_t)sf : j->scratch;
+        ly->ops->backward(ly, j->w, j->x + (size_t)j0 * (size_t)ly->n_out, j1 - j0,
+                          j->out + (size_t)j0 * (size_t)ly->n_in, scr, idx);
+    }
+}
+
+/* Threads for an image layer's pass over m samples (1: the plain call). */
+static int32_t image_parts(const fa_net *net, const fa_layer *ly, int32_t m)
+{
+    if (ly->in_h * (int64_t)ly->in_w == 1 || m < 2)
+        return 1;
+    const int32_t p = parts_for(net, ((int64_t)ly->n_in + ly->n_out) * m);
+    return p < m ? p : m;
+}
+
+static void run_image_job(fa_net *net, image_job *j, int32_t parts)
+{
+    const int blas = j->ly->w_rows > 0 && !net->blas_solo;
+    if (blas)
+        fa_blas_set_threads(1);
+    fa_pool_run(net, parts, image_part, j);
+    if (blas)
+        fa_blas_set_threads(net->nthreads);
+}
+
+/* When image layers split by samples carry most of a network's products
+ * (a convolutional network), a phase of the step runs every GEMM with
+ * OpenBLAS on one thread: its threads, woken for a small dense product,
+ * would spin (sched_yield) for a while after it, on the cores the handle's
+ * threads are using for the next image layer.  solo_begin returns whether
+ * it switched; solo_end switches back. */
+static int solo_begin(fa_net *net, int32_t m)
+{
+    if (net->nthreads < 2 || net->blas_solo)
+        return 0;
+    double image = 0, all = 0;
+    for (int32_t l = 1; l <= net->n_layers; l++) {
+        const fa_layer *ly = &net->layers[l];
+        const double work = (double)ly->w_rows * ly->w_cols * (double)fa_layer_cols(ly, m);
+        all += work;
+        if (image_parts(net, ly, m) > 1)
+            image += work;
+    }
+    if (!(image > 0.5 * all))
+        return 0;
+    fa_blas_set_threads(1);
+    net->blas_solo = 1;
+    return 1;
+}
+
+static void solo_end(fa_net *net, int began)
+{
+    if (!began)
+        return;
+    net->blas_solo = 0;
+    fa_blas_set_threads(net->nthreads);
+}
+
+/* ly->ops->forward into ly->z, image layers shared among the threads. */
+static void layer_forward(fa_net *net, fa_layer *ly, const float *in, int32_t ldin, int32_t m)
+{
+    const float *w = net->params + ly->w_off;
+    const int32_t parts = image_parts(net, ly, m);
+    if (parts == 1) {
+        ly->ops->forward(ly, w, in, ldin, m, ly->z, ly->col, ly->idx);
+        return;
+    }
+    image_job j = {ly, w, in, ldin, m, 0, ly->z, ly->col, NULL, ly->idx};
+    run_image_job(net, &j, parts);
+}
+
+/* up->ops->backward: dx (n_in, m) from dz through B, the same sharing. */
+static void layer_backward(fa_net *net, const fa_layer *up, const float *B, const float *dz,
+                           int32_t m, float *dx)
+{
+    const int32_t parts = image_parts(net, up, m);
+    if (parts == 1) {
+        up->ops->backward(up, B, dz, m, dx, net->scratch, up->idx);
+        return;
+    }
+    image_job j = {up, B, dz, up->n_out, m, 1, dx, NULL, net->scratch, up->idx};
+    run_image_job(net, &j, parts);
+}
+
 void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, float xmax,
                      int train)
 {
     const int32_t L = net->n_layers;
     const float slope = (float)net->hp[FA_HP_LEAKY_SLOPE];
     float inmax = xmax;
+    const int solo = solo_begin(net, batch);
     for (int32_t l = 1; l <= L; l++) {
         fa_layer *ly = &net->layers[l];
         int32_t ldin;
         const float *in = layer_input(net, l, x, ldx, &ldin);
-        ly->ops->forward(ly, net->params + ly->w_off, in, ldin, batch, ly->z, ly->col, ly->idx);
+        layer_forward(net, ly, in, ldin, batch);
         if (ly->w_rows > 0)
             /* A = W lower(H) + b, then f, in one pass over (out_c, pixels) */
             ly->hmax = par_bias_act(net, ly->act, slope, ly->z, net->params + ly->b_off,
@@ -180,6 +298,7 @@ void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, fl
         }
         inmax = ly->hmax;
     }
+    solo_end(net, solo);
 }
 
 /* The mask of this pass, if dropout ran on layer l. */
@@ -226,7 +345,7 @@ static void chain_errors(fa_net *net, int32_t rule, int32_t m, float *grad)
         const fa_layer *up = &net->layers[l + 1];
         const float *B = up->w_rows > 0 ? fa_backward_matrix(net, rule, up) : NULL;
         /* delta_l = backward(B_{l+1}, delta_{l+1}) .* f'(A_l) .* mask_l */
-        up->ops->backward(up, B, layer_error(net, l + 1), m, ly->delta, net->scratch, up->idx);
+        layer_backward(net, up, B, layer_error(net, l + 1), m, ly->delta);
         float *db = ly->w_rows > 0 ? grad + ly->b_off : NULL;
         if (db)
             memset(db, 0, (size_t)ly->w_rows * sizeof *db);
@@ -234,6 +353,63 @@ static void chain_errors(fa_net *net, int32_t rule, int32_t m, float *grad)
                               pass_mask(ly), ly->delta, ly->out_c, fa_layer_cols(ly, m), db);
         ly->has_err = ly->w_rows > 0;
     }
+}
+
+/* DIRECT's finishing pass for an image layer: its rows of D are its
+ * (out_c, pixels) blocks, one per sample, nd apart; samples [j0, j1) of
+ * them, the bias gradient added into db. */
+typedef struct direct_image_job {
+    const fa_layer *ly;
+    int32_t act, with_deriv, m;
+    float slope;
+    const float *src, *mask;
+    int64_t nd;
+    float *db, *tdb;
+    float max[FA_MAX_THREADS];
+} direct_image_job;
+
+static float direct_image_block(const direct_image_job *j, int32_t j0, int32_t j1, float *db)
+{
+    const fa_layer *ly = j->ly;
+    const int64_t pix = (int64_t)ly->out_h * ly->out_w;
+    float mx = 0.0f;
+    for (int32_t s = j0; s < j1; s++) {
+        const size_t o = (size_t)s * (size_t)ly->n_out;
+        mx = fmaxf2(mx, fa_delta_finish(j->act, j->slope, j->with_deriv,
+                                        j->src + (size_t)s * (size_t)j->nd, ly->out_c, ly->z + o,
+                                        j->mask ? j->mask + o : NULL, ly->delta + o, ly->out_c,
+                                        pix, db));
+    }
+    return mx;
+}
+
+static void direct_image_part(void *ctx, int32_t part, int32_t nparts)
+{
+    direct_image_job *j = ctx;
+    const int32_t j0 = (int32_t)((int64_t)j->m * part / nparts);
+    const int32_t j1 = (int32_t)((int64_t)j->m * (part + 1) / nparts);
+    float *db = j->tdb + (size_t)part * (size_t)j->ly->out_c;
+    memset(db, 0, (size_t)j->ly->out_c * sizeof *db);
+    j->max[part] = direct_image_block(j, j0, j1, db);
+}
+
+/* The samples shared among the threads as par_finish shares columns: one
+ * bias-gradient partial per part, added in order. */
+static float par_direct_image(fa_net *net, direct_image_job *j)
+{
+    int32_t parts = net->tdb ? parts_for(net, (int64_t)j->ly->n_out * j->m) : 1;
+    parts = parts < j->m ? parts : 1;
+    if (parts == 1)
+        return direct_image_block(j, 0, j->m, j->db);
+    fa_pool_run(net, parts, direct_image_part, j);
+    float mx = 0.0f;
+    for (int32_t k = 0; k < parts; k++) {
+        mx = fmaxf2(mx, j->max[k]);
+        const float *pt = net->tdb + (size_t)k * (size_t)j->ly->out_c;
+        for (int32_t i = 0; i < j->ly->out_c; i++)
+            j->db[i] += pt[i];
+    }
+    return mx;
 }
 
 /* DIRECT: one GEMM for every hidden error, then independent layers. */
@@ -261,18 +437,9 @@ static void direct_errors(fa_net *net, int32_t rule, const float *t, int32_t ldt
             ly->dmax = par_finish(net, ly->act, slope, with_deriv, src, nd, ly->z,
                                   pass_mask(ly), ly->delta, ly->out_c, m, db);
         } else {
-            /* an image layer's rows of D are its (out_c, pixels) blocks,
-             * one per sample, nd apart */
-            const float *mk = pass_mask(ly);
-            ly->dmax = 0.0f;
-            for (int32_t j = 0; j < m; j++) {
-                const size_t o = (size_t)j * (size_t)ly->n_out;
-                ly->dmax = fmaxf2(ly->dmax,
-                                  fa_delta_finish(ly->act, slope, with_deriv,
-                                                  src + (size_t)j * (size_t)nd, ly->out_c,
-                                                  ly->z + o, mk ? mk + o : NULL, ly->delta + o,
-                                                  ly->out_c, pix, db));
-            }
+            direct_image_job j = {ly, ly->act, with_deriv, m, slope, src, pass_mask(ly), nd,
+                                  db, net->tdb, {0}};
+            ly->dmax = par_direct_image(net, &j);
         }
         ly->has_err = 1;
     }
@@ -291,6 +458,7 @@ float fa_compute_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, 
             if (net->layers[l].fb_off >= 0)
                 r->derive(net, &net->layers[l], net->fb_eff + net->layers[l].fb_off);
 
+    const int solo = solo_begin(net, batch);
     fa_forward_pass(net, x, ldx, batch, xmax, train);
 
     /* e = dL/dA_L = dL/dY .* f_L'(A_L); the loss divides by the batch */
@@ -316,6 +484,7 @@ float fa_compute_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, 
             break;
         }
     }
+    solo_end(net, solo);
     float gmax = 0.0f;
     for (int32_t l = 1; l <= L; l++)
         if (net->layers[l].has_err)
@@ -400,19 +569,26 @@ void fa_weight_grads(fa_net *net, const float *x, int32_t ldx, int32_t batch, fl
                      float beta, float *dst)
 {
     const int32_t parts = net->nthreads;
+    const int solo = solo_begin(net, batch);
+    /* plan_layers assigns the layers to the threads in any case; with
+     * OpenBLAS on one thread for the phase, side by side is never slower */
     if (parts > 1 && net->layer_parallel != FA_LAYER_PARALLEL_NEVER &&
-        (plan_layers(net, parts, batch) || net->layer_parallel == FA_LAYER_PARALLEL_ALWAYS)) {
+        (plan_layers(net, parts, batch) || net->blas_solo ||
+         net->layer_parallel == FA_LAYER_PARALLEL_ALWAYS)) {
         wg_job j = {net, x, ldx, batch, alpha, beta, dst};
         /* each thread's GEMMs on its own core: OpenBLAS single-threaded for
          * the duration (its thread count is process-wide; restored after) */
-        fa_blas_set_threads(1);
+        if (!net->blas_solo)
+            fa_blas_set_threads(1);
         fa_pool_run(net, parts, wg_part, &j);
-        fa_blas_set_threads(parts);
-        return;
+        if (!net->blas_solo)
+            fa_blas_set_threads(parts);
+    } else {
+        for (int32_t l = 1; l <= net->n_layers; l++)
+            if (net->layers[l].has_err)
+                layer_weight_grad(net, l, x, ldx, batch, alpha, beta, dst);
     }
-    for (int32_t l = 1; l <= net->n_layers; l++)
-        if (net->layers[l].has_err)
-            layer_weight_grad(net, l, x, ldx, batch, alpha, beta, dst);
+    solo_end(net, solo);
 }
 
 float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,

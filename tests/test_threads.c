@@ -20,8 +20,10 @@
 
 /* Wide enough that train.c splits the passes of the 600-wide layer and of
  * the convolutions (600 x 128 and 16 x 144 x 128 values, above the 65536
- * it takes at 2 threads) and the optimiser's commit (300 Ki parameters);
- * the 300-wide layer stays on one thread, so both paths run. */
+ * it takes at 2 threads), the image layers' forward and backward by
+ * samples (both convolutions, the max and the average pooling: input plus
+ * output at least 92 Ki values) and the optimiser's commit (300 Ki
+ * parameters); the 300-wide layer stays on one thread, so both paths run. */
 #define BATCH 128
 
 typedef struct arch {
@@ -31,7 +33,7 @@ typedef struct arch {
 
 static const arch archs[] = {
     {"200-600-300-10", FA_LOSS_SOFTMAX_CE},
-    {"1x12x12-c16k3p1-m2-c16k3p1-300-10", FA_LOSS_MSE},
+    {"1x12x12-c16k3p1-m2-c16k3p1-a2-300-10", FA_LOSS_MSE},
 };
 #define N_ARCHS ((int)(sizeof archs / sizeof archs[0]))
 
