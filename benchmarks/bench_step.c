@@ -838,6 +838,8 @@ int main(int argc, char **argv)
         return loop_mode(loop, limit);
     if (self)
         return self_test();
+    if (!check_only)
+        bu_quiet_blas_workers(argv); /* timing follows (not under valgrind) */
 
     int bad = run_checks();
     if (bad) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ small helpers */
 
@@ -412,6 +413,15 @@ void bu_plan_fn(void *ctx)
     bu_plan_run(ctx);
 }
 
+void bu_quiet_blas_workers(char **argv)
+{
+    if (getenv("OPENBLAS_THREAD_TIMEOUT"))
+        return;
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0)
+        execv("/proc/self/exe", argv);
+    /* still here: run as we are; bu_print_setup says so */
+}
+
 void bu_print_setup(const char *prog)
 {
     char info[512];
@@ -428,4 +438,7 @@ void bu_print_setup(const char *prog)
         load[strcspn(load, "\n")] = '\0';
         fprintf(stderr, "# load average at start: %s\n", load);
     }
+    const char *tmo = getenv("OPENBLAS_THREAD_TIMEOUT");
+    fprintf(stderr, "# OPENBLAS_THREAD_TIMEOUT=%s%s\n", tmo ? tmo : "(unset)",
+            tmo && strcmp(tmo, "4") == 0 ? " (OpenBLAS's idle threads sleep at once)" : "");
 }

@@ -168,6 +168,15 @@ void bu_train_step(void *ctx);
 /* bu_plan_run as a bu_fn. */
 void bu_plan_fn(void *ctx);
 
+/* OpenBLAS's idle worker threads spin (sched_yield) for 2^OPENBLAS_THREAD_TIMEOUT
+ * cycles after a threaded GEMM before they sleep; a benchmark that times a
+ * BLAS-threaded limit next to a step whose own threads do the work (a
+ * convolutional network at 2+ threads) would time the step against those
+ * spinners.  Unless the variable is set, re-run this program with it at 4
+ * (sleep at once), which OpenBLAS reads only when it loads.  Returns only
+ * if the variable was set already or the re-run failed. */
+void bu_quiet_blas_workers(char **argv);
+
 /* Print the BLAS and the load average (stderr, '#' lines). */
 void bu_print_setup(const char *prog);
 

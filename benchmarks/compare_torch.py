@@ -58,7 +58,12 @@ that OpenBLAS's threads need (and the other way round): in one run here,
 under load, a 784-1000-10 BP step with 2 + 2 threads took 69 ms instead of
 8.  That is a clash of two thread pools, not PyTorch's speed, so this script
 sets OMP_WAIT_POLICY=PASSIVE before importing torch unless the environment
-sets it (the header says which); the library does not use OpenMP.
+sets it (the header says which); the library does not use OpenMP.  For the
+same reason it sets OPENBLAS_THREAD_TIMEOUT=4 (OpenBLAS's idle threads
+sleep at once instead of spinning for 2^28 cycles) unless the environment
+sets it: at 2 threads the library runs a convolutional network's products
+on its own threads with OpenBLAS on one, and OpenBLAS's workers, woken by
+PyTorch's dense products, would otherwise spin on the same cores.
 
 Usage:
   compare_torch.py --lib BUILD/libfeedbackalign.so [--arch wide,deep,lenet|all|SPEC]
@@ -85,6 +90,10 @@ from dataclasses import dataclass, replace
 OMP_WAIT_POLICY_SOURCE = ("environment" if "OMP_WAIT_POLICY" in os.environ
                           else "set by this script")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before torch loads OpenBLAS, which reads it once (see "Threads" above).
+BLAS_TIMEOUT_SOURCE = ("environment" if "OPENBLAS_THREAD_TIMEOUT" in os.environ
+                       else "set by this script")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 try:
     import numpy as np
@@ -1004,8 +1013,9 @@ def main():
                     "MORE THAN ONE OpenBLAS: thread settings may not reach "
                     "torch's BLAS"))
     print("torch.optim foreach: %s; zero_grad(set_to_none=True); "
-          "OMP_WAIT_POLICY=%s (%s)" % (args.foreach, os.environ["OMP_WAIT_POLICY"],
-                                       OMP_WAIT_POLICY_SOURCE))
+          "OMP_WAIT_POLICY=%s (%s); OPENBLAS_THREAD_TIMEOUT=%s (%s)"
+          % (args.foreach, os.environ["OMP_WAIT_POLICY"], OMP_WAIT_POLICY_SOURCE,
+             os.environ["OPENBLAS_THREAD_TIMEOUT"], BLAS_TIMEOUT_SOURCE))
 
     set_threads(openblas, 1, 1)  # the check runs single-threaded
     sizes = {arch: conv_batches if arch.images else [args.batch] for arch in archs}
