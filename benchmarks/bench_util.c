@@ -185,30 +185,9 @@ fa_net *bu_net(const bu_arch *a, int32_t rule, int32_t opt, uint64_t seed)
 
 int bu_rule_hidden(int32_t rule)
 {
-    int32_t kind = 0;
-    bu_must(fa_rule_info(rule, &kind, NULL, NULL, NULL), "fa_rule_info");
-    if (kind == FA_FEEDBACK_LAYER)
-        return BU_HIDDEN_CHAIN;
-    if (kind == FA_FEEDBACK_DIRECT)
-        return BU_HIDDEN_DIRECT;
-    /* NONE: exact backprop or frozen hidden layers; ask one step */
-    static const int32_t sizes[3] = {4, 3, 2}, act[2] = {FA_ACT_TANH, FA_ACT_IDENTITY};
-    static const float x[8] = {0.1f, -0.2f, 0.3f, 0.4f, -0.5f, 0.6f, 0.7f, -0.8f};
-    static const float t[4] = {1.0f, 0.0f, 0.0f, 1.0f};
-    fa_net *net = NULL;
-    bu_must(fa_net_create(&net, 2, sizes, act, FA_LOSS_SOFTMAX_CE, 7u), "fa_net_create");
-    bu_must(fa_net_set_rule(net, rule), "fa_net_set_rule");
-    int64_t n = 0, w1 = 0, w2 = 0, b = 0;
-    bu_must(fa_net_param_count(net, &n), "fa_net_param_count");
-    bu_must(fa_net_layer_offsets(net, 2, &w2, &b), "fa_net_layer_offsets");
-    float *g = bu_malloc(sizeof *g * (size_t)n);
-    bu_must(fa_net_compute_update(net, x, 4, t, 2, 2, g, n, NULL), "fa_net_compute_update");
-    int hidden_learns = 0;
-    for (int64_t i = w1; i < w2; i++)
-        hidden_learns |= g[i] != 0.0f;
-    free(g);
-    fa_net_free(net);
-    return hidden_learns ? BU_HIDDEN_CHAIN : BU_HIDDEN_NONE;
+    int32_t mode = 0;
+    bu_must(fa_rule_hidden(rule, &mode), "fa_rule_hidden");
+    return mode;
 }
 
 int bu_rule_back_w(int32_t rule)
@@ -220,7 +199,8 @@ int bu_rule_back_w(int32_t rule)
 
 const char *bu_hidden_name(int hidden)
 {
-    return hidden == BU_HIDDEN_CHAIN ? "chain" : hidden == BU_HIDDEN_DIRECT ? "direct" : "none";
+    const char *name = fa_enum_name(FA_ENUM_HIDDEN_MODE, hidden);
+    return name ? name : "?";
 }
 
 /* ---------------------------------------------------------------- the limit */

@@ -93,14 +93,15 @@ fa_net *bu_net(const bu_arch *a, int32_t rule, int32_t opt, uint64_t seed);
 
 /* ------------------------------------------------------------------- rules */
 
-enum { BU_HIDDEN_CHAIN = 0, BU_HIDDEN_DIRECT = 1, BU_HIDDEN_NONE = 2 };
+enum {
+    BU_HIDDEN_CHAIN = FA_HIDDEN_CHAIN,
+    BU_HIDDEN_DIRECT = FA_HIDDEN_DIRECT,
+    BU_HIDDEN_NONE = FA_HIDDEN_NONE
+};
 
-/* How `rule` produces its hidden errors (above).  From fa_rule_info: LAYER
- * feedback is CHAIN and DIRECT is DIRECT.  A rule without feedback (kind
- * NONE) is either exact backprop (CHAIN) or one whose hidden layers do not
- * learn (NONE); fa_rule_info does not say which, so a one-step probe on a
- * tiny network tells: a hidden update of zero means NONE. */
+/* How `rule` produces its hidden errors (above): fa_rule_hidden. */
 int bu_rule_hidden(int32_t rule);
+/* "chain", "direct" or "none": the library's name of the fa_hidden_mode. */
 const char *bu_hidden_name(int hidden);
 /* 1 if the rule sends its errors back through W itself (exact backprop: a
  * CHAIN rule without feedback), so that its limit reads W, not a separate

@@ -233,6 +233,16 @@ typedef enum fa_feedback_kind {
     FA_FEEDBACK_DIRECT = 2  /**< G_l (n_L, n_l), hidden layers 1..L-1 with parameters */
 } fa_feedback_kind;
 
+/** How a rule produces the hidden layers' errors (fa_rule_hidden). */
+typedef enum fa_hidden_mode {
+    FA_HIDDEN_CHAIN = 0,  /**< layer by layer from the output down, each through
+                               the layer above's W_l or B_l (BP, FA, the sign
+                               rules, KP, WM) */
+    FA_HIDDEN_DIRECT = 1, /**< every hidden layer at once from the output
+                               signal through its G_l (DFA, DRTP, SDFA) */
+    FA_HIDDEN_NONE = 2    /**< none: the hidden layers do not learn (SHALLOW) */
+} fa_hidden_mode;
+
 /** Where the direct rules (DFA, and likewise SDFA and DRTP) inject their
  *  projected signal G_l^T s. */
 typedef enum fa_dfa_variant {
@@ -366,7 +376,8 @@ typedef enum fa_enum_type {
     FA_ENUM_OPTIMIZER = 6,
     FA_ENUM_HPARAM = 7,
     FA_ENUM_LAYER = 8,
-    FA_ENUM_FEEDBACK_KIND = 9
+    FA_ENUM_FEEDBACK_KIND = 9,
+    FA_ENUM_HIDDEN_MODE = 10
 } fa_enum_type;
 
 /** Number of values of an enum (its values are 0..count-1), or FA_ERR_ARG
@@ -399,6 +410,12 @@ FA_API int fa_enum_lookup(int32_t type, const char *name, int32_t *value);
  *  Errors: FA_ERR_ARG (unknown rule). */
 FA_API int fa_rule_info(int32_t rule, int32_t *kind, int32_t *stored,
                         int32_t *learns, int32_t *parallel);
+
+/** How a rule produces the hidden errors: *mode receives its
+ *  fa_hidden_mode (CHAIN, DIRECT or NONE).  Tells apart the two rules
+ *  without feedback matrices: BP (CHAIN) and SHALLOW (NONE).
+ *  Errors: FA_ERR_ARG (unknown rule), FA_ERR_NULL (mode). */
+FA_API int fa_rule_hidden(int32_t rule, int32_t *mode);
 
 /* ------------------------------------------------------------ BLAS, threads */
 

@@ -296,12 +296,8 @@ int fa_spec_append(fa_spec *spec, const fa_layer_spec *s, const char *fn);
 
 /* ------------------------------------------------------------- the rules */
 
-/* How a rule produces the hidden errors. */
-enum {
-    FA_HIDDEN_CHAIN = 0,  /* layer by layer through a W-shaped matrix */
-    FA_HIDDEN_DIRECT = 1, /* all at once, G^T signal, one GEMM */
-    FA_HIDDEN_NONE = 2    /* hidden layers do not learn */
-};
+/* How a rule produces the hidden errors: fa_hidden_mode (public). */
+#define FA_N_HIDDEN_MODES 3
 
 /* Which matrix a CHAIN rule sends the error back through. */
 enum {

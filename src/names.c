@@ -65,12 +65,19 @@ static const named feedback_kinds[FA_N_FEEDBACK_KINDS] = {
     [FA_FEEDBACK_DIRECT] = {"direct", "one (n_L, n_l) matrix per hidden layer"},
 };
 
+static const named hidden_modes[FA_N_HIDDEN_MODES] = {
+    [FA_HIDDEN_CHAIN] = {"chain", "layer by layer from the output down"},
+    [FA_HIDDEN_DIRECT] = {"direct", "every hidden layer at once from the output"},
+    [FA_HIDDEN_NONE] = {"none", "the hidden layers do not learn"},
+};
+
 static const char *const type_names[] = {
     [FA_ENUM_ACTIVATION] = "fa_activation", [FA_ENUM_LOSS] = "fa_loss",
     [FA_ENUM_RULE] = "fa_rule",             [FA_ENUM_DFA_VARIANT] = "fa_dfa_variant",
     [FA_ENUM_DISTRIBUTION] = "fa_distribution", [FA_ENUM_INIT] = "fa_init",
     [FA_ENUM_OPTIMIZER] = "fa_optimizer",   [FA_ENUM_HPARAM] = "fa_hparam",
     [FA_ENUM_LAYER] = "fa_layer_kind",      [FA_ENUM_FEEDBACK_KIND] = "fa_feedback_kind",
+    [FA_ENUM_HIDDEN_MODE] = "fa_hidden_mode",
 };
 #define N_TYPES ((int32_t)(sizeof type_names / sizeof type_names[0]))
 
@@ -87,6 +94,7 @@ static int entry(int32_t type, int32_t value, const char **name, const char **de
     case FA_ENUM_INIT: table = inits; n = FA_N_INITS; break;
     case FA_ENUM_OPTIMIZER: table = optimizers; n = FA_N_OPTIMIZERS; break;
     case FA_ENUM_FEEDBACK_KIND: table = feedback_kinds; n = FA_N_FEEDBACK_KINDS; break;
+    case FA_ENUM_HIDDEN_MODE: table = hidden_modes; n = FA_N_HIDDEN_MODES; break;
     case FA_ENUM_RULE:
         if (value < 0 || value >= FA_N_RULES)
             return 0;
@@ -130,6 +138,7 @@ FA_API int32_t fa_enum_count(int32_t type)
     case FA_ENUM_HPARAM: return FA_N_HPARAMS;
     case FA_ENUM_LAYER: return FA_N_LAYER_KINDS;
     case FA_ENUM_FEEDBACK_KIND: return FA_N_FEEDBACK_KINDS;
+    case FA_ENUM_HIDDEN_MODE: return FA_N_HIDDEN_MODES;
     default: return FA_ERR_ARG;
     }
 }
@@ -198,6 +207,18 @@ FA_API int fa_rule_info(int32_t rule, int32_t *kind, int32_t *stored, int32_t *l
         *learns = r->learns;
     if (parallel)
         *parallel = r->hidden == FA_HIDDEN_DIRECT;
+    return FA_OK;
+}
+
+FA_API int fa_rule_hidden(int32_t rule, int32_t *mode)
+{
+    if (rule < 0 || rule >= FA_N_RULES)
+        return fa_fail(FA_ERR_ARG, "fa_rule_hidden", "rule = %d is not a fa_rule (expected "
+                       "0..%d)", (int)rule, FA_N_RULES - 1);
+    if (!mode)
+        return fa_fail(FA_ERR_NULL, "fa_rule_hidden", "mode is NULL (expected an int32_t to "
+                       "receive the fa_hidden_mode)");
+    *mode = fa_rule_table[rule]->hidden;
     return FA_OK;
 }
 

@@ -582,22 +582,23 @@ START_TEST(test_zero_init)
 END_TEST
 
 /* The header's table of the rules: feedback kind, stored matrices, whether
- * the library changes them, and whether the hidden errors are independent
- * of each other (fa_rule doc block and fa_rule_info). */
+ * the library changes them, whether the hidden errors are independent of
+ * each other (fa_rule doc block and fa_rule_info), and how the hidden
+ * errors are made (fa_hidden_mode, fa_rule_hidden). */
 static const struct {
-    int32_t rule, kind, stored, learns, parallel;
+    int32_t rule, kind, stored, learns, parallel, hidden;
 } rule_table[] = {
-    {FA_RULE_BP, FA_FEEDBACK_NONE, 0, 0, 0},
-    {FA_RULE_FA, FA_FEEDBACK_LAYER, 1, 0, 0},
-    {FA_RULE_DFA, FA_FEEDBACK_DIRECT, 1, 0, 1},
-    {FA_RULE_USF, FA_FEEDBACK_LAYER, 0, 0, 0},
-    {FA_RULE_BRSF, FA_FEEDBACK_LAYER, 1, 1, 0},
-    {FA_RULE_FRSF, FA_FEEDBACK_LAYER, 1, 0, 0},
-    {FA_RULE_KP, FA_FEEDBACK_LAYER, 1, 1, 0},
-    {FA_RULE_WM, FA_FEEDBACK_LAYER, 1, 1, 0},
-    {FA_RULE_DRTP, FA_FEEDBACK_DIRECT, 1, 0, 1},
-    {FA_RULE_SDFA, FA_FEEDBACK_DIRECT, 1, 0, 1},
-    {FA_RULE_SHALLOW, FA_FEEDBACK_NONE, 0, 0, 0},
+    {FA_RULE_BP, FA_FEEDBACK_NONE, 0, 0, 0, FA_HIDDEN_CHAIN},
+    {FA_RULE_FA, FA_FEEDBACK_LAYER, 1, 0, 0, FA_HIDDEN_CHAIN},
+    {FA_RULE_DFA, FA_FEEDBACK_DIRECT, 1, 0, 1, FA_HIDDEN_DIRECT},
+    {FA_RULE_USF, FA_FEEDBACK_LAYER, 0, 0, 0, FA_HIDDEN_CHAIN},
+    {FA_RULE_BRSF, FA_FEEDBACK_LAYER, 1, 1, 0, FA_HIDDEN_CHAIN},
+    {FA_RULE_FRSF, FA_FEEDBACK_LAYER, 1, 0, 0, FA_HIDDEN_CHAIN},
+    {FA_RULE_KP, FA_FEEDBACK_LAYER, 1, 1, 0, FA_HIDDEN_CHAIN},
+    {FA_RULE_WM, FA_FEEDBACK_LAYER, 1, 1, 0, FA_HIDDEN_CHAIN},
+    {FA_RULE_DRTP, FA_FEEDBACK_DIRECT, 1, 0, 1, FA_HIDDEN_DIRECT},
+    {FA_RULE_SDFA, FA_FEEDBACK_DIRECT, 1, 0, 1, FA_HIDDEN_DIRECT},
+    {FA_RULE_SHALLOW, FA_FEEDBACK_NONE, 0, 0, 0, FA_HIDDEN_NONE},
 };
 #define N_TABLE ((int)(sizeof rule_table / sizeof rule_table[0]))
 
@@ -648,11 +649,21 @@ START_TEST(test_names)
                       rule_table[i].kind, rule_table[i].stored, rule_table[i].learns,
                       rule_table[i].parallel);
         TU_OK(fa_rule_info(rule, NULL, NULL, NULL, NULL));
+        int32_t hidden = -1;
+        TU_OK(fa_rule_hidden(rule, &hidden));
+        ck_assert_msg(hidden == rule_table[i].hidden, "fa_rule_hidden(%s) = %d, the header "
+                      "says %d", name, hidden, rule_table[i].hidden);
     }
     ck_assert_ptr_null(fa_enum_name(FA_ENUM_RULE, N_TABLE));
     ck_assert_ptr_null(fa_enum_description(FA_ENUM_RULE, -1));
     ck_assert_int_eq(fa_rule_info(N_TABLE, NULL, NULL, NULL, NULL), FA_ERR_ARG);
     ck_assert_int_eq(fa_rule_info(-1, NULL, NULL, NULL, NULL), FA_ERR_ARG);
+    int32_t mode = 77;
+    ck_assert_int_eq(fa_rule_hidden(N_TABLE, &mode), FA_ERR_ARG);
+    ck_assert_int_eq(fa_rule_hidden(-1, &mode), FA_ERR_ARG);
+    ck_assert_int_eq(mode, 77);
+    ck_assert_int_eq(fa_rule_hidden(FA_RULE_BP, NULL), FA_ERR_NULL);
+    ck_assert_msg(strstr(fa_last_error(), "mode"), "message: %s", fa_last_error());
     /* An unknown name: refused, and the message lists the rules. */
     int32_t v = 77;
     ck_assert_int_eq(fa_enum_lookup(FA_ENUM_RULE, "kolen_pollack", &v), FA_ERR_ARG);

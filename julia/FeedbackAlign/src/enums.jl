@@ -1,5 +1,6 @@
 # Names of the library's enum values, asked of the library itself
-# (fa_enum_count / fa_enum_name / fa_enum_description / fa_rule_info) once,
+# (fa_enum_count / fa_enum_name / fa_enum_description / fa_rule_info /
+# fa_rule_hidden) once,
 # in __init__.  Nothing here lists a value: a rule, activation, optimiser,
 # hyperparameter or layer kind added to the C library is usable from Julia by
 # its name with no Julia edit.
@@ -10,7 +11,7 @@
 
 """The categories of names (fa_enum_type), in the header's order: value v is `CATEGORIES[v+1]`."""
 const CATEGORIES = (:activation, :loss, :rule, :dfa_variant, :distribution, :init,
-                    :optimizer, :hparam, :layer, :feedback_kind)
+                    :optimizer, :hparam, :layer, :feedback_kind, :hidden_mode)
 
 const E_ACTIVATION = Int32(0)
 const E_LOSS = Int32(1)
@@ -22,11 +23,12 @@ const E_OPTIMIZER = Int32(6)
 const E_HPARAM = Int32(7)
 const E_LAYER = Int32(8)
 const E_FEEDBACK_KIND = Int32(9)
+const E_HIDDEN_MODE = Int32(10)
 
 """Readable names of the categories, for error messages."""
 const CATEGORY_TEXT = ("activation", "loss", "rule", "DFA variant", "feedback distribution",
                        "weight initialisation", "optimizer", "hyperparameter", "layer kind",
-                       "feedback kind")
+                       "feedback kind", "hidden-error mode")
 
 """One enum of the library: its value v has name `names[v+1]`."""
 struct EnumTable
@@ -36,12 +38,13 @@ struct EnumTable
     index::Dict{Symbol,Int32}
 end
 
-"""What `fa_rule_info` says about a rule."""
+"""What `fa_rule_info` and `fa_rule_hidden` say about a rule."""
 struct RuleInfo
     kind::Symbol        # :none, :layer or :direct (names from the library)
     stored::Bool
     learns::Bool
     parallel::Bool
+    hidden::Symbol      # :chain, :direct or :none (names from the library)
 end
 
 # Filled by load_names!() in __init__ (empty while precompiling).
@@ -69,11 +72,15 @@ end
 function load_names!()
     tables = [load_enum(Int32(t)) for t in 0:length(CATEGORIES)-1]
     kinds = tables[E_FEEDBACK_KIND+1].names
+    modes = tables[E_HIDDEN_MODE+1].names
     infos = RuleInfo[]
     for v in 0:length(tables[E_RULE+1].names)-1
         kind = Ref{Int32}(0); stored = Ref{Int32}(0); learns = Ref{Int32}(0); par = Ref{Int32}(0)
         check(LibFA.fa_rule_info(v, kind, stored, learns, par))
-        push!(infos, RuleInfo(kinds[kind[]+1], stored[] != 0, learns[] != 0, par[] != 0))
+        mode = Ref{Int32}(0)
+        check(LibFA.fa_rule_hidden(v, mode))
+        push!(infos, RuleInfo(kinds[kind[]+1], stored[] != 0, learns[] != 0, par[] != 0,
+                              modes[mode[]+1]))
     end
     empty!(ENUMS); append!(ENUMS, tables)
     empty!(RULE_INFO); append!(RULE_INFO, infos)
@@ -155,11 +162,14 @@ What the library says about a learning rule (`fa_rule_info`):
 or `:direct`: one G_l per hidden layer with parameters), `stored` (it keeps
 matrices that `feedback`/`feedback!` read and write), `learns` (the library
 changes them during training), `parallel` (hidden errors do not wait on each
-other), and `description`.
+other), `hidden` (how the hidden errors are made: `:chain` layer by layer,
+`:direct` all at once from the output, `:none` the hidden layers do not
+learn), and `description`.
 """
 function rule_info(r)
     v = enumvalue(E_RULE, r)
     i = RULE_INFO[v+1]
     return (name = enumsymbol(E_RULE, v), kind = i.kind, stored = i.stored, learns = i.learns,
-            parallel = i.parallel, description = enumtable(E_RULE).descriptions[v+1])
+            parallel = i.parallel, hidden = i.hidden,
+            description = enumtable(E_RULE).descriptions[v+1])
 end

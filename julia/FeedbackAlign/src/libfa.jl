@@ -24,6 +24,7 @@ const Fptr = Ref{Ptr{Cvoid}}
 const NAMES = (
     :fa_version_number, :fa_version_string, :fa_status_string, :fa_last_error,
     :fa_enum_count, :fa_enum_name, :fa_enum_description, :fa_enum_lookup, :fa_rule_info,
+    :fa_rule_hidden,
     :fa_blas_info, :fa_set_threads, :fa_get_threads,
     :fa_spec_create, :fa_spec_free, :fa_spec_add_dense, :fa_spec_add_conv2d,
     :fa_spec_add_pool, :fa_spec_parse, :fa_spec_format, :fa_spec_num_layers,
@@ -94,6 +95,8 @@ fa_enum_lookup(type, name, value) =
 fa_rule_info(rule, kind, stored, learns, parallel) =
     ccall(p_fa_rule_info[], Cint, (Int32, Ptr{Int32}, Ptr{Int32}, Ptr{Int32}, Ptr{Int32}),
           rule, kind, stored, learns, parallel)
+fa_rule_hidden(rule, mode) =
+    ccall(p_fa_rule_hidden[], Cint, (Int32, Ptr{Int32}), rule, mode)
 
 # ----------------------------------------------------------- BLAS, threads
 

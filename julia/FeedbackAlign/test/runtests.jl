@@ -781,7 +781,14 @@ end
         info = FA.rule_info(r)
         @test info.name == r && info.kind == FA.choices(:feedback_kind)[k[]+1]
         @test (info.stored, info.learns, info.parallel) == (s[] != 0, l[] != 0, p[] != 0)
+        h = Ref{Int32}(-1)
+        @test L.fa_rule_hidden(v - 1, h) == 0
+        @test info.hidden == FA.choices(:hidden_mode)[h[]+1]
     end
+    # BP and SHALLOW keep no feedback; the hidden mode tells them apart.
+    @test FA.rule_info(:bp).hidden == :chain && FA.rule_info(:shallow).hidden == :none
+    @test FA.rule_info(:dfa).hidden == :direct
+    @test FA.choices(:hidden_mode) == [:chain, :direct, :none]
     # Hyperparameters by name, the new ones included.
     net = Network([4, 6, 3], [:tanh, :identity]; seed = 1)
     hparam!(net; kp_decay = 1e-3, wm_lr = 0.02, wm_batch = 16, wm_noise = 0.5)
