@@ -437,6 +437,12 @@ FA_API int fa_blas_info(char *buf, int64_t len, int32_t *generic);
  *  side, each on one core, while OpenBLAS is set to one thread for that
  *  section).  One knob: a handle never runs more threads than this (at most
  *  64 of its own), and its threads sleep while OpenBLAS's run a GEMM.
+ *  A network with convolution or pooling layers runs those layers in blocks
+ *  of samples, one per thread, with OpenBLAS on one thread for the whole
+ *  forward, error and weight-gradient phases.  OpenBLAS's own idle threads
+ *  spin for a while after a threaded call made elsewhere in the process;
+ *  OPENBLAS_THREAD_TIMEOUT=4 in the environment (read when OpenBLAS loads)
+ *  makes them sleep at once.
  *  n >= 1.
  *  Errors: FA_ERR_ARG (n < 1 or above 1024). */
 FA_API int fa_set_threads(int32_t n);
