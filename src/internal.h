@@ -414,8 +414,11 @@ struct fa_net {
     fa_pool *pool;       /* worker threads (threads.c), NULL until needed */
     int32_t layer_parallel; /* FA_LAYER_PARALLEL_*: the benchmarks compare */
     int32_t nthreads;    /* threads of the step under way */
-    int blas_solo;       /* OpenBLAS on one thread for the phase under way
-                            (train.c: image layers split by samples) */
+    int blas_solo;       /* OpenBLAS on one thread for the section under
+                            way (train.c: the handle's threads run the
+                            GEMMs side by side) */
+    int32_t blas_threads; /* OpenBLAS's count when the step began, restored
+                            after such a section */
     float *tdb;          /* per-thread bias-gradient partials: tdb_threads x
                             the widest layer's rows */
     int32_t tdb_threads;

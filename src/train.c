@@ -137,6 +137,7 @@ static float par_finish(fa_net *net, int32_t act, float slope, int with_deriv, c
  * widest layer each); without memory for those the passes run on one. */
 static void start_threads(fa_net *net)
 {
+    net->blas_threads = fa_blas_threads();
     net->nthreads = fa_net_threads(net);
     if (net->nthreads > 1 && net->tdb_threads < net->nthreads) {
         int32_t rows = 1;
@@ -196,22 +197,38 @@ static int32_t image_parts(const fa_net *net, const fa_layer *ly, int32_t m)
     return p < m ? p : m;
 }
 
+/* OpenBLAS on one thread while the handle's threads run GEMMs side by side
+ * (its thread count is process-wide).  Sections nest: only the outermost
+ * switches, and solo_leave restores the count the step began with. */
+static int solo_enter(fa_net *net)
+{
+    if (net->blas_solo)
+        return 0;
+    fa_blas_set_threads(1);
+    net->blas_solo = 1;
+    return 1;
+}
+
+static void solo_leave(fa_net *net, int entered)
+{
+    if (!entered)
+        return;
+    net->blas_solo = 0;
+    fa_blas_set_threads(net->blas_threads);
+}
+
 static void run_image_job(fa_net *net, image_job *j, int32_t parts)
 {
-    const int blas = j->ly->w_rows > 0 && !net->blas_solo;
-    if (blas)
-        fa_blas_set_threads(1);
+    const int solo = j->ly->w_rows > 0 ? solo_enter(net) : 0;
     fa_pool_run(net, parts, image_part, j);
-    if (blas)
-        fa_blas_set_threads(net->nthreads);
+    solo_leave(net, solo);
 }
 
 /* When image layers split by samples carry most of a network's products
- * (a convolutional network), a phase of the step runs every GEMM with
- * OpenBLAS on one thread: its threads, woken for a small dense product,
- * would spin (sched_yield) for a while after it, on the cores the handle's
- * threads are using for the next image layer.  solo_begin returns whether
- * it switched; solo_end switches back. */
+ * (a convolutional network), a whole phase of the step runs with OpenBLAS
+ * on one thread: its threads, woken for a small dense product, would spin
+ * (sched_yield) for a while after it, on the cores the handle's threads
+ * are using for the next image layer.  Returns whether it entered. */
 static int solo_begin(fa_net *net, int32_t m)
 {
     if (net->nthreads < 2 || net->blas_solo)
@@ -224,19 +241,7 @@ static int solo_begin(fa_net *net, int32_t m)
         if (image_parts(net, ly, m) > 1)
             image += work;
     }
-    if (!(image > 0.5 * all))
-        return 0;
-    fa_blas_set_threads(1);
-    net->blas_solo = 1;
-    return 1;
-}
-
-static void solo_end(fa_net *net, int began)
-{
-    if (!began)
-        return;
-    net->blas_solo = 0;
-    fa_blas_set_threads(net->nthreads);
+    return image > 0.5 * all ? solo_enter(net) : 0;
 }
 
 /* ly->ops->forward into ly->z, image layers shared among the threads. */
@@ -298,7 +303,7 @@ void fa_forward_pass(fa_net *net, const float *x, int32_t ldx, int32_t batch, fl
         }
         inmax = ly->hmax;
     }
-    solo_end(net, solo);
+    solo_leave(net, solo);
 }
 
 /* The mask of this pass, if dropout ran on layer l. */
@@ -484,7 +489,7 @@ float fa_compute_errors(fa_net *net, int32_t rule, const float *x, int32_t ldx, 
             break;
         }
     }
-    solo_end(net, solo);
+    solo_leave(net, solo);
     float gmax = 0.0f;
     for (int32_t l = 1; l <= L; l++)
         if (net->layers[l].has_err)
@@ -576,19 +581,16 @@ void fa_weight_grads(fa_net *net, const float *x, int32_t ldx, int32_t batch, fl
         (plan_layers(net, parts, batch) || net->blas_solo ||
          net->layer_parallel == FA_LAYER_PARALLEL_ALWAYS)) {
         wg_job j = {net, x, ldx, batch, alpha, beta, dst};
-        /* each thread's GEMMs on its own core: OpenBLAS single-threaded for
-         * the duration (its thread count is process-wide; restored after) */
-        if (!net->blas_solo)
-            fa_blas_set_threads(1);
+        /* each thread's GEMMs on its own core */
+        const int one = solo_enter(net);
         fa_pool_run(net, parts, wg_part, &j);
-        if (!net->blas_solo)
-            fa_blas_set_threads(parts);
+        solo_leave(net, one);
     } else {
         for (int32_t l = 1; l <= net->n_layers; l++)
             if (net->layers[l].has_err)
                 layer_weight_grad(net, l, x, ldx, batch, alpha, beta, dst);
     }
-    solo_end(net, solo);
+    solo_leave(net, solo);
 }
 
 float fa_compute_grad(fa_net *net, int32_t rule, const float *x, int32_t ldx, float xmax,

@@ -85,6 +85,10 @@ static float *train(const arch *a, int32_t rule, int32_t opt, int32_t threads, i
     if (threads > 1)
         ck_assert_msg(net->pool != NULL && net->nthreads == threads,
                       "%s: the step did not run on %d threads", a->text, (int)threads);
+    /* sections that set OpenBLAS to one thread put its count back */
+    ck_assert_msg(fa_get_threads() == threads && !net->blas_solo,
+                  "%s: OpenBLAS has %d threads after the steps, expected %d", a->text,
+                  (int)fa_get_threads(), (int)threads);
     float *p = tu_params(net);
     fa_net_free(net);
     free(x);
