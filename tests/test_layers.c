@@ -554,6 +554,42 @@ static void agree(const fa_net *net, const float *a, const float *b, const char 
     }
 }
 
+/* The rule-test network (rule_net) with random parameters p, a batch x, t
+ * of RB samples, and BP's update of it in bp; got is room for another. */
+typedef struct rule_case {
+    rn_net n;
+    fa_net *net;
+    float *p, *x, *t, *bp, *got;
+    int32_t n0, nl;
+} rule_case;
+
+static void rule_case_setup(rule_case *c)
+{
+    rn_build(&c->n, RC, RH, RW, rule_net, RULE_NET_L, FA_LOSS_SOFTMAX_CE);
+    c->net = rn_make_net(&c->n, RC, RH, RW, 5);
+    tu_lcg g = {99};
+    c->p = random_params(&c->n, &g, 0);
+    TU_OK(fa_net_set_params(c->net, c->p, c->n.nparams));
+    c->n0 = c->n.ly[1].nin;
+    c->nl = c->n.ly[c->n.L].nout;
+    c->x = make_x(c->n0, RB, c->n0, &g, 0);
+    c->t = make_t(c->nl, RB, c->nl, FA_LOSS_SOFTMAX_CE, &g);
+    c->bp = malloc(sizeof(float) * (size_t)c->n.nparams);
+    c->got = malloc(sizeof(float) * (size_t)c->n.nparams);
+    ck_assert(c->bp && c->got);
+    update_of(c->net, FA_RULE_BP, c->x, c->n0, c->t, c->nl, RB, c->bp, c->n.nparams);
+}
+
+static void rule_case_free(rule_case *c)
+{
+    free(c->p);
+    free(c->x);
+    free(c->t);
+    free(c->bp);
+    free(c->got);
+    fa_net_free(c->net);
+}
+
 /* Angles (n of them) are ~0 where want is 0 and NaN where want is NaN:
  * updates equal to rounding give acos(1 - ~1e-7), a few hundredths of a
  * degree. */
@@ -571,18 +607,12 @@ static void angles_like(const float *got, const float *want, int n, const char *
 
 START_TEST(test_layer_feedback_equals_bp)
 {
-    rn_net n;
-    rn_build(&n, RC, RH, RW, rule_net, RULE_NET_L, FA_LOSS_SOFTMAX_CE);
-    fa_net *net = rn_make_net(&n, RC, RH, RW, 5);
-    tu_lcg g = {99};
-    float *p = random_params(&n, &g, 0);
-    TU_OK(fa_net_set_params(net, p, n.nparams));
-    const int32_t n0 = n.ly[1].nin, nl = n.ly[n.L].nout;
-    float *x = make_x(n0, RB, n0, &g, 0), *t = make_t(nl, RB, nl, FA_LOSS_SOFTMAX_CE, &g);
-    float *bp = malloc(sizeof(float) * (size_t)n.nparams);
-    float *got = malloc(sizeof(float) * (size_t)n.nparams);
-    ck_assert(bp && got);
-    update_of(net, FA_RULE_BP, x, n0, t, nl, RB, bp, n.nparams);
+    rule_case c;
+    rule_case_setup(&c);
+    const rn_net n = c.n;
+    fa_net *net = c.net;
+    float *p = c.p, *x = c.x, *t = c.t, *bp = c.bp, *got = c.got;
+    const int32_t n0 = c.n0, nl = c.nl;
 
     /* FA, KP, WM with B_l := W_l; FRSF and BRSF with M_l := W_l (|M| .*
      * sign(W) = W) */
@@ -628,12 +658,7 @@ START_TEST(test_layer_feedback_equals_bp)
     agree(net, got, bp, "usf with W = +-s");
 
     free(q);
-    free(p);
-    free(x);
-    free(t);
-    free(bp);
-    free(got);
-    fa_net_free(net);
+    rule_case_free(&c);
 }
 END_TEST
 
@@ -641,18 +666,12 @@ END_TEST
  * hidden layers: the equivalences above are not vacuous. */
 START_TEST(test_random_feedback_differs)
 {
-    rn_net n;
-    rn_build(&n, RC, RH, RW, rule_net, RULE_NET_L, FA_LOSS_SOFTMAX_CE);
-    fa_net *net = rn_make_net(&n, RC, RH, RW, 5);
-    tu_lcg g = {99};
-    float *p = random_params(&n, &g, 0);
-    TU_OK(fa_net_set_params(net, p, n.nparams));
-    const int32_t n0 = n.ly[1].nin, nl = n.ly[n.L].nout;
-    float *x = make_x(n0, RB, n0, &g, 0), *t = make_t(nl, RB, nl, FA_LOSS_SOFTMAX_CE, &g);
-    float *bp = malloc(sizeof(float) * (size_t)n.nparams);
-    float *got = malloc(sizeof(float) * (size_t)n.nparams);
-    ck_assert(bp && got);
-    update_of(net, FA_RULE_BP, x, n0, t, nl, RB, bp, n.nparams);
+    rule_case c;
+    rule_case_setup(&c);
+    const rn_net n = c.n; /* a copy: plain data */
+    fa_net *net = c.net;
+    float *x = c.x, *t = c.t, *bp = c.bp, *got = c.got;
+    const int32_t n0 = c.n0, nl = c.nl;
     for (int32_t rule = 1; rule < fa_enum_count(FA_ENUM_RULE); rule++) {
         update_of(net, rule, x, n0, t, nl, RB, got, n.nparams);
         double diff = 0, norm = 0;
@@ -669,12 +688,7 @@ START_TEST(test_random_feedback_differs)
             ck_assert_msg(got[i] == bp[i], "rule %s: the output layer's update differs",
                           fa_enum_name(FA_ENUM_RULE, rule));
     }
-    free(p);
-    free(x);
-    free(t);
-    free(bp);
-    free(got);
-    fa_net_free(net);
+    rule_case_free(&c);
 }
 END_TEST
 
